@@ -1,0 +1,190 @@
+"""Fashion-MNIST: IDX reader, dataset search path, preprocessing and class names.
+
+The IDX files are read with numpy alone, so the data loads on the base install
+and on machines without internet (Debian's ``dataset-fashion-mnist`` package).
+Keras's downloader is only the last resort.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+CLASS_NAMES: tuple[str, ...] = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+INPUT_SHAPE: tuple[int, int, int] = (28, 28, 1)
+#: How a raw image becomes a model input; stored in manifests and ONNX metadata.
+DEFAULT_PREPROCESSING: dict = {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "background": "dark"}
+
+ENV_VAR = "EDGECNN_DATA_DIR"
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+_IDX_UBYTE = 0x08
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The four uint8 arrays, and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file of unsigned bytes (gzipped or not) into a uint8 array.
+
+    Checks the magic number, the declared dimensions and that the payload holds
+    exactly the declared number of items; any problem is a :class:`DataError`
+    naming the file.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not an IDX file") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise DataError(f"{path} is a truncated or corrupt gzip file ({exc})") from None
+    if len(raw) < 4:
+        raise DataError(f"{path} is too short to be an IDX file ({len(raw)} bytes)")
+    zero, dtype, ndim = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
+    if zero != 0 or dtype != _IDX_UBYTE or not 1 <= ndim <= 4:
+        raise DataError(f"{path} has a wrong magic number 0x{raw[:4].hex()} (expected 0x000008 followed by 1-4 dimensions)")
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated inside its header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(dims, dtype=np.int64))
+    payload = len(raw) - header
+    if payload != expected:
+        raise DataError(f"{path} holds {payload} bytes of data but its header declares {dims} = {expected}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Where to look for the IDX files, in order: option, environment, system package."""
+    dirs = []
+    if data_dir:
+        dirs.append(Path(data_dir))
+    if os.environ.get(ENV_VAR):
+        dirs.append(Path(os.environ[ENV_VAR]))
+    dirs.append(SYSTEM_DIR)
+    return dirs
+
+
+def load_from_dir(folder: str | os.PathLike) -> Dataset:
+    """Load and validate the four IDX files of one folder."""
+    folder = Path(folder)
+    arrays = {key: read_idx(folder / name) for key, name in FILES.items()}
+    for split in ("train", "test"):
+        images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if images.ndim != 3 or labels.ndim != 1:
+            raise DataError(f"{folder / FILES['x_' + split]}: expected images (N,H,W) and labels (N,), got {images.shape} and {labels.shape}")
+        if len(images) != len(labels):
+            raise DataError(f"{folder}: {split} has {len(images)} images but {len(labels)} labels")
+        if labels.size and labels.max() >= len(CLASS_NAMES):
+            raise DataError(f"{folder / FILES['y_' + split]}: label {labels.max()} is outside 0..{len(CLASS_NAMES) - 1}")
+    return Dataset(**arrays, source=str(folder))
+
+
+def load_dataset(data_dir: str | os.PathLike | None = None, *, allow_download: bool = True) -> Dataset:
+    """Find and load Fashion-MNIST.
+
+    An explicit ``data_dir`` that lacks the files is an error (the user asked for
+    it); otherwise the search goes on to the environment variable, the Debian
+    package folder and finally Keras's downloader.
+    """
+    looked = []
+    for folder in candidate_dirs(data_dir):
+        present = [name for name in FILES.values() if (folder / name).is_file()]
+        if len(present) == len(FILES):
+            return load_from_dir(folder)
+        state = "missing" if not folder.exists() else ("not a folder" if not folder.is_dir() else
+                                                     f"{len(present)} of {len(FILES)} files")
+        looked.append(f"{folder} ({state})")
+        if data_dir and folder == Path(data_dir):
+            raise DataError(f"data folder {folder} does not hold the Fashion-MNIST IDX files "
+                            f"({state}; expected {', '.join(FILES.values())})")
+    if allow_download:
+        dataset = _download_with_keras()
+        if dataset is not None:
+            return dataset
+        looked.append("Keras's downloader (failed: no TensorFlow or no internet)")
+    raise DataError(
+        "Fashion-MNIST not found; looked in: " + "; ".join(looked)
+        + ". Get it with `apt-get install dataset-fashion-mnist` (Debian), or put the four "
+        + f"*-ubyte.gz files in a folder and pass --data-dir or set {ENV_VAR}"
+    )
+
+
+def _download_with_keras() -> Dataset | None:
+    try:
+        from keras.datasets import fashion_mnist
+    except ImportError:
+        return None
+    try:
+        (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
+    except Exception:  # any network or cache failure means "not available here"
+        return None
+    return Dataset(x_train, y_train, x_test, y_test, source="keras.datasets.fashion_mnist")
+
+
+def to_model_input(x: np.ndarray, input_shape: tuple[int, ...] = INPUT_SHAPE) -> np.ndarray:
+    """Turn a batch of images into float32 in [0, 1] with the model's shape.
+
+    Accepts uint8 in 0..255 (divided by 255, as in the reference) or floats
+    already in [0, 1], with or without the channel axis.
+    """
+    x = np.asarray(x)
+    want = tuple(int(d) for d in input_shape)
+    if x.shape[1:] == want[:-1] and want[-1] == 1:
+        x = x[..., np.newaxis]
+    if x.ndim != len(want) + 1 or x.shape[1:] != want or x.shape[0] < 1:
+        raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, want))}) "
+                         f"or (N, {', '.join(map(str, want[:-1]))}) with N >= 1, got {x.shape}")
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    if np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32, copy=False)
+        if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
+            raise ValueError("expected float images in [0, 1] (or uint8 in 0..255), "
+                             f"got values in [{x.min():g}, {x.max():g}]")
+        return x
+    raise ValueError(f"expected uint8 (0..255) or float32 ([0, 1]) images, got dtype {x.dtype}")
+
+
+def train_val_split(x: np.ndarray, y: np.ndarray, *, val_fraction: float = 0.2,
+                    seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded shuffled 80/20 split, as the reference does with train_test_split."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(round(len(x) * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def calibration_images(x_train: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` training images drawn without replacement with a fixed seed."""
+    if n < 1:
+        raise ValueError(f"calibration needs at least 1 image, got {n}")
+    pick = np.random.default_rng(seed).choice(len(x_train), size=min(n, len(x_train)), replace=False)
+    return x_train[np.sort(pick)]

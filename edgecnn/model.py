@@ -1,0 +1,137 @@
+"""The reference CNN, safe loading of Keras files, and its layer table and diagram."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import tfquiet
+from .data import CLASS_NAMES, INPUT_SHAPE
+from .errors import ModelFileError
+from .fileio import atomic_path
+
+#: Layer class, output shape (without batch) and parameter count of the reference.
+REFERENCE_LAYERS: tuple[tuple[str, tuple, int], ...] = (
+    ("Conv2D", (28, 28, 32), 320),
+    ("MaxPooling2D", (14, 14, 32), 0),
+    ("Conv2D", (14, 14, 64), 18_496),
+    ("MaxPooling2D", (7, 7, 64), 0),
+    ("Flatten", (3136,), 0),
+    ("Dense", (100,), 313_700),
+    ("Dropout", (100,), 0),
+    ("Dense", (10,), 1_010),
+)
+REFERENCE_PARAMS = 333_526
+
+
+def build_model(input_shape: tuple[int, ...] = INPUT_SHAPE, num_classes: int = len(CLASS_NAMES)):
+    """The textbook CNN: two conv/pool blocks, a 100-unit dense layer, dropout 0.4."""
+    keras = tfquiet.keras()
+    layers = keras.layers
+    return keras.Sequential([
+        keras.Input(shape=input_shape, name="input"),
+        layers.Conv2D(32, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Conv2D(64, 3, padding="same", activation="relu"),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dense(100, activation="relu"),
+        layers.Dropout(0.4),
+        layers.Dense(num_classes, activation="softmax"),
+    ], name="fashion_cnn")
+
+
+def compile_model(model) -> None:
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def save_model(model, path: str | os.PathLike) -> Path:
+    """Save atomically and without optimizer state (a deployable, smaller file)."""
+    clean = type(model).from_config(model.get_config())  # uncompiled: no optimizer variables
+    clean.set_weights(model.get_weights())
+    with atomic_path(path, suffix=".keras") as tmp:
+        with tfquiet.quiet():
+            clean.save(tmp)
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike, *, unsafe: bool = False):
+    """Load a ``.keras`` file with Keras safe mode on, with one-line errors.
+
+    Safe mode refuses layers that would run arbitrary Python (``Lambda``); only
+    ``unsafe=True`` (``--unsafe``) lifts that, for files the user trusts.
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"model file {path} not found")
+    if path.is_dir():
+        raise ModelFileError(f"model path {path} is a folder, expected a .keras file")
+    if path.suffix != ".keras":
+        raise ModelFileError(f"{path} is not a Keras model (expected a .keras file)")
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"{path} is not a valid .keras file (not a zip archive; empty, truncated or another format)")
+    keras = tfquiet.keras()
+    try:
+        with tfquiet.quiet():
+            model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
+    except Exception as exc:  # Keras raises many types for bad files
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text:
+            raise ModelFileError(f"{path} contains a Lambda layer (arbitrary Python code); refused in safe mode. "
+                                 "Pass --unsafe only if you trust this file") from exc
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ModelFileError(f"cannot load Keras model {path}: {first[:300]}") from exc
+    if not getattr(model, "inputs", None) or len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise ModelFileError(f"{path} is not a single-input, single-output image classifier")
+    return model
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    name: str
+    kind: str
+    output_shape: tuple
+    params: int
+
+
+def layer_table(model) -> list[LayerRow]:
+    """One row per layer: name, class, output shape without the batch axis, parameters."""
+    return [LayerRow(layer.name, type(layer).__name__, tuple(layer.output.shape[1:]), int(layer.count_params()))
+            for layer in model.layers]
+
+
+def format_layer_table(rows: list[LayerRow]) -> str:
+    head = f"{'layer':<18} {'type':<14} {'output shape':<18} {'params':>9}"
+    lines = [head, "-" * len(head)]
+    lines += [f"{r.name:<18} {r.kind:<14} {str(r.output_shape):<18} {r.params:>9,}" for r in rows]
+    lines += ["-" * len(head), f"{'total':<52} {sum(r.params for r in rows):>9,}"]
+    return "\n".join(lines)
+
+
+def graphviz_available() -> bool:
+    try:
+        import pydot  # noqa: F401
+    except ImportError:
+        return False
+    return shutil.which("dot") is not None
+
+
+def write_architecture(model, path: str | os.PathLike) -> Path | None:
+    """Draw the architecture with shapes; ``None`` when Graphviz/pydot is missing."""
+    if not graphviz_available():
+        return None
+    keras = tfquiet.keras()
+    with atomic_path(path, suffix=".png") as tmp, tfquiet.quiet():
+        keras.utils.plot_model(model, to_file=str(tmp), show_shapes=True, show_layer_names=True, dpi=96)
+    return Path(path)
+
+
+def model_io(model) -> tuple[tuple[int, ...], int]:
+    """Input shape (without batch) and number of classes, read from the model itself."""
+    dims = tuple(model.inputs[0].shape[1:])
+    if len(dims) != 3 or any(d is None or d < 1 for d in dims) or model.outputs[0].shape[-1] is None:
+        raise ModelFileError(f"expected an image classifier with input (N, H, W, C), got {model.inputs[0].shape}")
+    return tuple(int(d) for d in dims), int(model.outputs[0].shape[-1])
