@@ -47,8 +47,14 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise EdgecnnError(f"manifest {path}: export '{key}' must be an object")
         for field, kind in (("file", str), ("sha256", str), ("format", str), ("precision", str)):
-            if not isinstance(entry.get(field), kind):
+            if field not in entry:
                 raise EdgecnnError(f"manifest {path}: export '{key}' lacks field '{field}' ({kind.__name__})")
+            if not isinstance(entry[field], kind):
+                raise EdgecnnError(f"manifest {path}: export '{key}' field '{field}' must be a {kind.__name__}, "
+                                   f"got {type(entry[field]).__name__}")
+        if entry["file"] in ("", ".", "..") or Path(entry["file"]).name != entry["file"]:
+            raise EdgecnnError(f"manifest {path}: export '{key}' file '{entry['file']}' must be a file name "
+                               "inside the bundle folder")
     names = manifest.get("class_names")
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise EdgecnnError(f"manifest {path}: 'class_names' must be a list of strings")

@@ -31,8 +31,12 @@ class EdgecnnGroup(click.Group):
         except click.exceptions.Abort:
             click.echo("error: aborted", err=True)
             code = 130
-        except click.ClickException as exc:
+        except click.exceptions.NoArgsIsHelpError as exc:
             exc.show()
+            code = exc.exit_code
+        except click.ClickException as exc:  # bad option values, unknown options: one line too
+            hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+            click.echo(f"error: {' '.join(exc.format_message().split())}{hint}", err=True)
             code = exc.exit_code
         except EdgecnnError as exc:
             if debug:
@@ -100,3 +104,192 @@ def summary(model_path, out, unsafe) -> None:
         click.echo(f"architecture diagram -> {result.diagram}")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+
+
+from .export import ALL as ALL_FORMATS, FORMATS as EXPORT_FORMATS  # noqa: E402  (light: imports no TensorFlow)
+
+
+@cli.command()
+@click.option("--model", "model_path", type=PathArg, default=None, show_default="models/fashion-cnn/model.keras",
+              help="The .keras file to export.")
+@click.option("--format", "formats", type=click.Choice([*EXPORT_FORMATS, ALL_FORMATS]), multiple=True,
+              help="Export format; repeat for several.  [default: all]")
+@click.option("--out", type=PathArg, default=None, help="Folder for the exports and manifest.json (default: the model's folder).")
+@click.option("--calibration-samples", type=int, default=500, show_default=True,
+              help="Training images (fixed seed) that calibrate the int8 exports.")
+@click.option("--calibration-data", type=PathArg, default=None,
+              help="A .npz with calibration images 'x' (or 'x_train'), uint8 or floats in [0, 1]; optional 'x_test', "
+                   "'y_test' (reference probabilities) and 'class_names'. Needed for models not shaped like Fashion-MNIST.")
+@click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (13-18).")
+@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
+@click.option("--unsafe", is_flag=True, help="Allow Lambda layers (only for files you trust).")
+def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe) -> None:
+    """Export a Keras model to TFLite (fp32, fp16, dynamic, int8) and ONNX (fp32, int8), described by manifest.json."""
+    from .export import export_model, resolve_formats
+
+    count = len(resolve_formats(formats or (ALL_FORMATS,)))
+    done = []
+
+    def progress(name: str, stage: str) -> None:
+        if stage != "start":
+            return
+        if name == "reference":
+            click.echo("computing the Keras reference probabilities on the test set ...", err=True)
+            return
+        done.append(name)
+        click.echo(f"[{len(done)}/{count}] exporting {name} -> {EXPORT_FORMATS[name].file} ...", err=True)
+
+    result = export_model(model_path, formats or (ALL_FORMATS,), out, calibration_samples=calibration_samples,
+                          calibration_data=calibration_data, opset=opset, data_dir=data_dir, unsafe=unsafe,
+                          on_progress=progress)
+    click.echo(result.table())
+    click.echo(f"manifest -> {result.manifest_path}")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, type=PathArg)
+@click.option("--reference", type=PathArg, default=None,
+              help="Keras model to compare with (default: the bundle's model.keras, or its reference_probs.npy "
+                   "without TensorFlow).")
+@click.option("--json", "json_path", type=PathArg, default=None, help="Also write every result to this JSON file.")
+@click.option("--atol", type=float, default=None, help="Max abs probability difference allowed, for every export.")
+@click.option("--min-agreement", type=float, default=None, help="Min top-1 agreement in percent, for every export.")
+@click.option("--max-accuracy-drop", type=float, default=None,
+              help="Max accuracy drop in percentage points, for every export.")
+@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
+@click.pass_context
+def verify(ctx, targets, reference, json_path, atol, min_agreement, max_accuracy_drop, data_dir) -> None:
+    """Check exports against the Keras model on the whole test set (TARGETS: bundle folders or model files;
+    default: every export of models/fashion-cnn). Exit 0 when all pass their gate, 1 when any fails."""
+    from .errors import EXIT_FAILED
+    from .verify import format_report, verify as run_verify
+
+    report = run_verify(targets or None, reference=reference, atol=atol, min_agreement=min_agreement,
+                        max_accuracy_drop=max_accuracy_drop, data_dir=data_dir, json_path=json_path)
+    click.echo(format_report(report))
+    if not report.passed:
+        ctx.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("folder", type=PathArg, required=False)
+@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
+@click.option("--readme", type=PathArg, default=None,
+              help="Also rewrite the figures block of this README (between <!-- figures:start/end -->).")
+def report(folder, data_dir, readme) -> None:
+    """Write FOLDER/report.html (default: models/fashion-cnn): one self-contained page with the model, training,
+    exports, errors and samples."""
+    from .report import write_report
+
+    click.echo(f"report -> {write_report(folder, data_dir=data_dir)}")
+    if readme:
+        from .readme_figures import update_readme
+
+        changed = update_readme(readme, folder)
+        click.echo(f"figures in {readme} {'updated' if changed else 'already up to date'}")
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=PathArg)
+@click.option("--model", "model_path", type=PathArg, default=None, show_default="models/fashion-cnn/model_int8.tflite",
+              help="A .tflite, .onnx or .keras model.")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Classes shown per image.")
+@click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="Invert images so the garment is light on dark (auto: decide from the border).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+@click.option("--plot", type=PathArg, default=None, help="Write a bar chart of class probabilities (one panel per image).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads (default: the runtime's).")
+@click.pass_context
+def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> None:
+    """Classify IMAGES (files, or folders of images) with an exported model. Exit 1 when any image failed."""
+    import json
+    import warnings
+
+    from PIL import Image
+
+    from .errors import EXIT_FAILED
+    from .predict import predict_paths
+
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # huge images get our own one-line error
+    report = predict_paths(images, model=model_path, top_k=top_k, invert={"yes": True, "no": False}.get(invert, "auto"),
+                           threads=threads, plot=plot)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    for item in report.failed:
+        click.echo(f"error: {item.error}", err=True)
+    text = json.dumps(report.to_dict(), indent=2) if as_json else "\n".join(report.lines())
+    if text:
+        click.echo(text)
+    if report.plot:
+        click.echo(f"plot -> {report.plot}", err=as_json)
+    if report.failed:
+        ctx.exit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, type=PathArg)
+@click.option("--batch-sizes", default=None, help="Comma-separated batch sizes.  [default: 1,32]")
+@click.option("--threads", default=None, help="Comma-separated thread counts; N = all cores.  [default: 1,N]")
+@click.option("--runs", default=None, help="Timed runs per case, after the warm-up.  [default: 1000]")
+@click.option("--warmup", default=None, help="Untimed runs first.  [default: 100]")
+@click.option("--max-seconds", default=None, help="Stop a case's timed runs after this many seconds (at least 30 "
+                                                  "runs; each row records its runs).  [default: no limit]")
+@click.option("--quick", is_flag=True, help="Short preset: batch 1,32, 1 thread, 200 runs, 20 warm-up.")
+@click.option("--json", "json_path", type=PathArg, default=None, help="Also write the results to this JSON file.")
+@click.option("--csv", "csv_path", type=PathArg, default=None, help="Write one CSV row per case.")
+@click.option("--plot", "plot_path", type=PathArg, default=None, help="Write a latency/throughput chart (PNG).")
+@click.option("--compare", is_flag=True, help="TARGETS are bench JSON files (several machines): merge them into "
+                                              "one table and one chart (default bench-compare.png).")
+def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_path, csv_path, plot_path,
+          compare) -> None:
+    """Latency, throughput, memory and size of each export, next to Keras and the raw runtimes (TARGETS: bundle
+    folders or model files; default: every export of models/fashion-cnn and its Keras model). Writes DIR/bench.json."""
+    from . import bench as lib
+
+    if compare:
+        merged = lib.compare(targets, json_path=json_path, csv_path=csv_path, plot_path=plot_path or lib.COMPARE_PLOT)
+        click.echo(merged.table())
+        for path in merged.written:
+            click.echo(f"-> {path}")
+        return
+    options = lib.parse_options(batch_sizes=batch_sizes, threads=threads, runs=runs, warmup=warmup,
+                                max_seconds=max_seconds, quick=quick)
+    report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path)
+    click.echo(report.table())
+    if report.ratios:
+        click.echo(lib.format_ratios(report.ratios))
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    for path in report.written:
+        click.echo(f"-> {path}")
+
+
+@cli.command()
+@click.option("--out", type=PathArg, default=Path("models/fashion-cnn"), show_default=True,
+              help="The bundle folder to bring up to date.")
+@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--patience", type=int, default=2, show_default=True, help="Early-stopping patience (epochs).")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
+@click.option("--limit", type=int, default=None, help="Train on the first N training images only.")
+@click.option("--force", is_flag=True, help="Redo every step, even those that are up to date.")
+@click.pass_context
+def pipeline(ctx, out, epochs, batch_size, patience, seed, data_dir, limit, force) -> None:
+    """Train, export (all formats), verify, benchmark (quick) and report into OUT, skipping up-to-date steps.
+    Exit 0 when every export passes verification, 1 when one fails."""
+    from .errors import EXIT_FAILED
+    from .pipeline import run_pipeline
+    from .train import TrainConfig
+
+    cfg = TrainConfig(out=out, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
+                      data_dir=data_dir, limit=limit)
+    result = run_pipeline(out, cfg, force=force, log=click.echo)
+    click.echo("")
+    click.echo(result.table())
+    click.echo(f"{'PASS' if result.passed else 'FAIL'}: pipeline finished in {result.seconds:.1f} s; "
+               f"report -> {result.report}")
+    if not result.passed:
+        ctx.exit(EXIT_FAILED)

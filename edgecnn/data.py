@@ -123,8 +123,10 @@ def load_dataset(data_dir: str | os.PathLike | None = None, *, allow_download: b
                                                      f"{len(present)} of {len(FILES)} files")
         looked.append(f"{folder} ({state})")
         if data_dir and folder == Path(data_dir):
-            raise DataError(f"data folder {folder} does not hold the Fashion-MNIST IDX files "
-                            f"({state}; expected {', '.join(FILES.values())})")
+            lacking = [str(folder / name) + (" is a folder" if (folder / name).is_dir() else " not found")
+                       for name in FILES.values() if name not in present]
+            detail = f"; {', '.join(lacking)}" if present else f"; expected {', '.join(FILES.values())}"
+            raise DataError(f"data folder {folder} does not hold the Fashion-MNIST IDX files ({state}{detail})")
     if allow_download:
         dataset = _download_with_keras()
         if dataset is not None:
@@ -165,7 +167,8 @@ def to_model_input(x: np.ndarray, input_shape: tuple[int, ...] = INPUT_SHAPE) ->
     if x.dtype == np.uint8:
         return x.astype(np.float32) / np.float32(255.0)
     if np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32, copy=False)
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+            x = x.astype(np.float32, copy=False)
         if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
             raise ValueError("expected float images in [0, 1] (or uint8 in 0..255), "
                              f"got values in [{x.min():g}, {x.max():g}]")

@@ -27,11 +27,17 @@ def ensure_writable_dir(path: str | os.PathLike) -> Path:
         raise EdgecnnError(f"output folder {folder} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=TMP_PREFIX):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=_tmp_prefix()):
             pass
     except OSError as exc:
-        raise EdgecnnError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
+        raise EdgecnnError(f"cannot write to output folder {folder}: {_why(folder, exc)}") from exc
     return folder
+
+
+def _why(folder: Path, exc: OSError) -> str:
+    """The reason a folder cannot be created or written, naming a file that is in the way."""
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    return f"{blocker} is a file, not a folder" if blocker else str(exc.strerror or exc)
 
 
 @contextlib.contextmanager
@@ -42,11 +48,15 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
     some writers (Keras, ONNX) choose the format from the extension.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=TMP_PREFIX + target.stem + "-",
-        suffix=suffix if suffix is not None else target.suffix,
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(target.parent)
+        fd, tmp_name = tempfile.mkstemp(
+            dir=target.parent, prefix=_tmp_prefix() + target.stem + "-",
+            suffix=suffix if suffix is not None else target.suffix,
+        )
+    except OSError as exc:
+        raise EdgecnnError(f"cannot write {target}: {_why(target.parent, exc)}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -59,10 +69,38 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except OSError as exc:
-        raise EdgecnnError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        reason = f"{target} is a folder" if target.is_dir() else exc.strerror or exc
+        raise EdgecnnError(f"cannot write {target}: {reason}") from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def _tmp_prefix() -> str:
+    """Temp names carry the writer's pid, so a later run can tell abandoned ones."""
+    return f"{TMP_PREFIX}{os.getpid()}-"
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete temp files whose writer no longer runs (it was killed mid-write)."""
+    removed = []
+    for tmp in Path(folder).glob(TMP_PREFIX + "*"):
+        pid = tmp.name[len(TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but is not ours (EPERM)
+        return True
+    return True
 
 
 def _umask() -> int:
@@ -127,12 +165,13 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
 
 
 def write_npy(target: str | os.PathLike, array: Any) -> Path:
+    import io
+
     import numpy as np
 
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-    return Path(target)
+    buffer = io.BytesIO()  # np.save to a real file reports a full disk as a bare short count, not ENOSPC
+    np.save(buffer, array, allow_pickle=False)
+    return write_bytes(target, buffer.getvalue())
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -24,6 +24,8 @@ from .model import build_model, compile_model, format_layer_table, layer_table, 
 from .versions import machine
 
 MIN_LIMIT = 10
+MAX_COUNT = 2**31 - 1
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -52,6 +54,11 @@ def validate_config(cfg: TrainConfig) -> None:
             raise EdgecnnError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     if cfg.patience < 0:
         raise EdgecnnError(f"--patience must be 0 or more, got {cfg.patience}")
+    if not 0 <= cfg.seed <= MAX_SEED:  # numpy and TF take unsigned 32-bit seeds
+        raise EdgecnnError(f"--seed must be between 0 and {MAX_SEED}, got {cfg.seed}")
+    for name in ("epochs", "batch_size", "patience"):
+        if getattr(cfg, name) > MAX_COUNT:  # TF overflows a C long beyond it
+            raise EdgecnnError(f"--{name.replace('_', '-')} must be at most {MAX_COUNT}, got {getattr(cfg, name)}")
     if cfg.limit is not None and cfg.limit < MIN_LIMIT:
         raise EdgecnnError(f"--limit must be at least {MIN_LIMIT} (some images go to validation), got {cfg.limit}")
 

@@ -1,0 +1,186 @@
+"""Export a Keras image classifier to TFLite and ONNX, each file described in manifest.json.
+
+Every format is one function behind the :data:`FORMATS` registry: it writes one
+file and returns that file's own manifest fields (tensors, opset, quantization).
+:func:`export_model` loads the model once, writes each file atomically and records
+it in the manifest right after, so a run that fails or is killed midway leaves
+every finished file consistent with its entry and no half-written file.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .. import tfquiet
+from ..bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, default_bundle, update_manifest
+from ..data import to_model_input
+from ..errors import EXIT_FAILED, DataError, EdgecnnError
+from ..fileio import atomic_path, ensure_writable_dir, sha256_file, write_npy
+from . import onnx as onnx_export
+from . import tflite
+from .manifest import export_entry, set_model, stale_exports
+from .source import ExportSource, ImageSets, load_images
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One deployable file: its name on the command line, file name, runtime and precision."""
+
+    name: str
+    file: str
+    runtime: str  # "litert" | "onnxruntime"
+    precision: str  # "float32" | "float16" | "dynamic" | "int8"
+    func: Callable[[ExportSource, Path], dict]
+
+
+#: In dependency order: ``onnx-int8`` quantizes the graph ``onnx`` built in the same run.
+FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
+    ExportFormat("tflite", "model_fp32.tflite", "litert", "float32", tflite.export_float32),
+    ExportFormat("tflite-fp16", "model_fp16.tflite", "litert", "float16", tflite.export_float16),
+    ExportFormat("tflite-dynamic", "model_dynamic.tflite", "litert", "dynamic", tflite.export_dynamic),
+    ExportFormat("tflite-int8", "model_int8.tflite", "litert", "int8", tflite.export_int8),
+    ExportFormat("onnx", "model_fp32.onnx", "onnxruntime", "float32", onnx_export.export_float32),
+    ExportFormat("onnx-int8", "model_int8.onnx", "onnxruntime", "int8", onnx_export.export_int8),
+)}
+ALL = "all"
+#: tf2onnx 1.17 converts to opsets up to 18; per-channel int8 needs 13 or later.
+MIN_OPSET, MAX_OPSET = 13, 18
+
+
+@dataclass
+class ExportEntry:
+    format: str
+    file: Path
+    bytes: int
+    seconds: float
+    sha256: str
+
+
+@dataclass
+class ExportResult:
+    entries: list[ExportEntry]
+    manifest_path: Path
+    reference: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        """One row per written file: format, file, size and seconds it took."""
+        head = f"{'format':<15} {'file':<22} {'size':>10} {'seconds':>8}"
+        rows = [f"{e.format:<15} {e.file.name:<22} {_size(e.bytes):>10} {e.seconds:>8.1f}" for e in self.entries]
+        return "\n".join([head, "-" * len(head), *rows])
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.2f} MiB"
+
+
+def resolve_formats(formats: Iterable[str]) -> list[ExportFormat]:
+    """Registry entries for the requested names (``all`` means every one), in registry order."""
+    names = set(formats) or {ALL}
+    unknown = sorted(names - set(FORMATS) - {ALL})
+    if unknown:
+        raise EdgecnnError(f"unknown export format {', '.join(unknown)} (choose from {', '.join(FORMATS)}, {ALL})")
+    return [fmt for name, fmt in FORMATS.items() if ALL in names or name in names]
+
+
+def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[str] = (ALL,),
+                 out: str | os.PathLike | None = None, *, calibration_samples: int = 500,
+                 calibration_data: str | os.PathLike | None = None, opset: int = 17,
+                 data_dir: str | os.PathLike | None = None, unsafe: bool = False,
+                 on_progress: Callable[[str, str], None] | None = None) -> ExportResult:
+    """Write the requested exports of a ``.keras`` model to ``out`` (default: the model's folder).
+
+    Also saves the Keras probabilities on the test set (``reference_probs.npy``,
+    ``reference_labels.npy``) so exports can be verified without TensorFlow.
+    ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
+    ``"reference"`` and for each format.
+    """
+    from ..model import load_model, model_io
+
+    chosen = resolve_formats(formats)
+    if calibration_samples < 1:
+        raise EdgecnnError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise EdgecnnError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
+    progress = on_progress or (lambda name, stage: None)
+    model_path = Path(model_path) if model_path is not None else default_bundle() / MODEL_FILE
+    model = load_model(model_path, unsafe=unsafe)
+    input_shape, classes = model_io(model)
+    calibrated = any(fmt.precision == "int8" for fmt in chosen)
+    notes: list[str] = []
+    try:
+        images = load_images(input_shape, classes, calibration_data=calibration_data, data_dir=data_dir)
+    except DataError as exc:
+        if calibrated:
+            raise
+        images = ImageSets(None, None)
+        notes.append(f"reference probabilities not saved: {exc}")
+    source = ExportSource(model, model_path, sha256_file(model_path), input_shape, classes, images,
+                          calibration_samples=calibration_samples, opset=opset)
+    if calibrated:
+        source.calibration()  # fail now, before any file is written, if there are no calibration images
+    folder = ensure_writable_dir(out if out is not None else model_path.parent)
+
+    reference = None
+    if images.x_test is not None:
+        progress("reference", "start")
+        reference = write_reference(source, folder)
+        progress("reference", "done")
+    elif not notes:
+        notes.append("no test images: reference probabilities not saved "
+                     "(give --calibration-data a .npz with 'x_test' and 'y_test')")
+    manifest = update_manifest(folder, lambda m: set_model(m, source, folder, reference))
+
+    entries: list[ExportEntry] = []
+    for fmt in chosen:
+        progress(fmt.name, "start")
+        entry = _export_one(fmt, source, folder, written=[e.format for e in entries])
+
+        def record(m: dict, name: str = fmt.name, entry: dict = entry) -> None:
+            m["exports"][name] = entry
+
+        manifest = update_manifest(folder, record)
+        entries.append(ExportEntry(fmt.name, folder / fmt.file, entry["bytes"], entry["seconds"], entry["sha256"]))
+        progress(fmt.name, "done")
+
+    stale = stale_exports(manifest, source)
+    if stale:
+        notes.append(f"manifest keeps exports made from another model file: {', '.join(stale)} "
+                     "(re-export them, e.g. --format all)")
+    return ExportResult(entries, folder / MANIFEST_FILE, folder / REFERENCE_PROBS_FILE if reference else None, notes)
+
+
+def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: list[str]) -> dict:
+    """Write one format atomically and return its manifest entry; a converter crash becomes one line."""
+    started = time.perf_counter()
+    try:
+        with atomic_path(folder / fmt.file) as tmp:
+            details = fmt.func(source, tmp)
+            return export_entry(fmt, tmp, source, details, time.perf_counter() - started)
+    except EdgecnnError:
+        raise
+    except Exception as exc:  # converters raise anything; the user gets the first line, --debug the rest
+        text = str(exc).strip()
+        done = f"; already written: {', '.join(written)}" if written else ""
+        raise EdgecnnError(f"{fmt.name} export of {source.model_path} failed: {type(exc).__name__}: "
+                           f"{text.splitlines()[0][:300] if text else ''}{done}", exit_code=EXIT_FAILED) from exc
+
+
+def write_reference(source: ExportSource, folder: Path) -> dict:
+    """Keras probabilities (float32) and labels (uint8) on the test images, and their manifest section."""
+    images = source.images
+    x = to_model_input(images.x_test, source.input_shape)
+    with tfquiet.quiet():
+        probs = np.asarray(source.model.predict(x, batch_size=500, verbose=0), dtype=np.float32)
+    labels = np.asarray(images.y_test, dtype=np.uint8)
+    probs_path = write_npy(folder / REFERENCE_PROBS_FILE, probs)
+    labels_path = write_npy(folder / REFERENCE_LABELS_FILE, labels)
+    return {"probs_file": REFERENCE_PROBS_FILE, "labels_file": REFERENCE_LABELS_FILE, "images": int(len(labels)),
+            "keras_accuracy": float(np.mean(probs.argmax(axis=1) == labels)), "model_sha256": source.sha256,
+            "probs_sha256": sha256_file(probs_path), "labels_sha256": sha256_file(labels_path),
+            "data": images.test_source}

@@ -1,0 +1,271 @@
+"""One predictor over onnxruntime, LiteRT and Keras: float probabilities in, whatever the model's dtype.
+
+The backend is picked from the file's extension in :data:`BACKENDS` (adding a
+runtime is one module and one line there). Only the ``.keras`` backend imports
+TensorFlow; ``.onnx`` and ``.tflite`` models run on the base install.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+from ..bundle import MODEL_FILE, MANIFEST_FILE, read_manifest
+from ..data import CLASS_NAMES, DEFAULT_PREPROCESSING, to_model_input
+from ..errors import EdgecnnError, ModelFileError
+from .base import Backend, Quantization
+
+#: Model file extension -> "module:class" of its backend (imported on first use).
+BACKENDS: dict[str, str] = {
+    ".onnx": "edgecnn.runtime.onnx:OnnxBackend",
+    ".tflite": "edgecnn.runtime.litert:LiteRTBackend",
+    ".keras": "edgecnn.runtime.keras:KerasBackend",
+}
+
+_UINT8 = np.dtype(np.uint8)
+
+__all__ = ["BACKENDS", "Backend", "Prediction", "Predictor", "Quantization", "backend_class"]
+
+
+class Prediction(NamedTuple):
+    """One ranked class of one image: unpacks as ``(label, probability)``."""
+
+    label: str
+    probability: float
+
+
+def backend_class(path: str | os.PathLike) -> type[Backend]:
+    """The backend class for a model file, from its extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in BACKENDS:
+        raise ModelFileError(f"{path}: unknown model type '{suffix or '(no extension)'}' "
+                             f"(expected one of {', '.join(BACKENDS)})")
+    module, name = BACKENDS[suffix].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class Predictor:
+    """Classify image batches with an exported (or Keras) model; safe to share between threads."""
+
+    def __init__(self, runtime: Backend, *, classes: Sequence[str], preprocessing: dict[str, Any],
+                 precision: str, notes: Sequence[str] = ()) -> None:
+        self.runtime = runtime
+        self.classes = tuple(classes)
+        self.preprocessing = dict(preprocessing)
+        self.precision = precision
+        self.notes = list(notes)
+        background = self.preprocessing.get("background")
+        self._background = background if background in ("dark", "light") else None  # None: never auto-invert
+        shape = runtime.input_shape
+        self._shapes = (shape, shape[:-1]) if shape[-1] == 1 else (shape,)
+        self._batch_shape = shape
+        self._input_quant, self._output_quant = runtime.input_quant, runtime.output_quant
+        self._native_dtype = runtime.input_dtype
+        self._from_pixels = self._pixel_converter()
+        self._run, self._max_batch = runtime.run_native, runtime.max_batch
+        self._output_table = self._output_converter()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, threads: int | None = None,
+             providers: Sequence[str] | None = None) -> "Predictor":
+        """Load a ``.onnx``, ``.tflite`` or ``.keras`` model with its class names and preprocessing.
+
+        ``threads`` sets the runtime's intra-op threads; ``providers`` the ONNX
+        Runtime execution providers (default: CPU).
+        """
+        path = Path(path)
+        if not path.exists():
+            raise ModelFileError(f"model file {path} not found")
+        if path.is_dir():
+            raise ModelFileError(f"model path {path} is a folder, expected a file ({', '.join(BACKENDS)})")
+        runtime = backend_class(path)(path, threads=threads, providers=providers)
+        _first_run(runtime)
+        classes, preprocessing, precision, notes = _model_info(runtime)
+        return cls(runtime, classes=classes, preprocessing=preprocessing, precision=precision, notes=notes)
+
+    @property
+    def backend(self) -> str:
+        """The runtime's name: "onnxruntime", "litert" or "keras"."""
+        return self.runtime.name
+
+    @property
+    def path(self) -> Path:
+        return self.runtime.path
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of one image."""
+        return self.runtime.input_shape
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """A batch (uint8 0..255 or float [0, 1], with or without the channel axis) in the model's own dtype.
+
+        Raises ``ValueError`` saying what was expected and what was given.
+        """
+        if type(x) is np.ndarray and x.dtype is _UINT8 and x.shape[1:] in self._shapes and x.shape[0]:
+            return self._from_pixels(x).reshape((x.shape[0], *self._batch_shape))
+        return self._to_native(to_model_input(x, self._batch_shape))
+
+    def _to_native(self, x: np.ndarray) -> np.ndarray:
+        """Float [0, 1] in the model's shape -> the model's input dtype (quantized with its own scale)."""
+        quant = self._input_quant
+        if quant is None:
+            return x if x.dtype == self._native_dtype else x.astype(self._native_dtype)
+        info = np.iinfo(self._native_dtype)
+        q = np.rint(x / np.float32(quant.scale)) + np.float32(quant.zero_point)
+        return np.clip(q, info.min, info.max).astype(self._native_dtype)
+
+    def _pixel_converter(self):
+        """uint8 pixels -> native input, the hot path: the cheapest function equal to the general path.
+
+        The candidates are checked against the general path on all 256 pixel
+        values, so the fast path gives bit-identical inputs.
+        """
+        pixels = np.arange(256, dtype=np.uint8)
+        table = self._to_native(to_model_input(pixels.reshape(256, 1, 1, 1), (1, 1, 1))).reshape(256)
+        if self._input_quant is None and table.dtype == np.float32:
+            scale = np.float32(255.0)
+
+            def divide(x):  # to_model_input's own arithmetic, without its checks and second array
+                y = x.astype(np.float32)
+                y /= scale
+                return y
+            candidates = [divide]
+        elif table.dtype.itemsize == 1:  # int8 with scale 1/255: quantizing is adding a constant
+            offset = np.uint8(int(table[0]) % 256)
+            dtype = table.dtype
+
+            def shift(x):
+                return (x + offset).view(dtype)
+            candidates = [shift]
+        else:
+            candidates = []
+        for fast in candidates:
+            if np.array_equal(fast(pixels), table):
+                return fast
+        return lambda x: table[x]
+
+    def _output_converter(self) -> np.ndarray | None:
+        """For 8-bit outputs, the 256 dequantized values indexed by the output's bytes."""
+        quant = self._output_quant
+        if quant is None or self.runtime.output_dtype.itemsize != 1:
+            return None
+        values = np.arange(256, dtype=np.uint8).view(self.runtime.output_dtype)
+        return (values.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities, float32 of shape (N, classes), for a batch of N >= 1 images."""
+        native = self.prepare(x)
+        step = self._max_batch
+        if len(native) <= step:
+            raw = self._run(native)
+        else:
+            raw = np.concatenate([self._run(native[i:i + step]) for i in range(0, len(native), step)])
+        if self._output_table is not None:
+            return self._output_table.take(raw.view(np.uint8))
+        quant = self._output_quant
+        if quant is None:
+            return raw if raw.dtype == np.float32 else raw.astype(np.float32)
+        return (raw.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)
+
+    def rank(self, probabilities: np.ndarray, top_k: int = 1) -> list[list[Prediction]]:
+        """The ``top_k`` most probable classes of each row, most probable first (ties: lower index first)."""
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        probabilities = np.asarray(probabilities)
+        order = np.argsort(-probabilities, axis=1, kind="stable")[:, :top_k]
+        return [[Prediction(self.classes[i], float(row[i])) for i in idx] for row, idx in zip(probabilities, order)]
+
+    def classify(self, x: np.ndarray, top_k: int = 1) -> list[list[Prediction]]:
+        """Per image, the ``top_k`` (label, probability) pairs, most probable first."""
+        return self.rank(self.predict(x), top_k)
+
+    def image_input(self, src, *, invert: str | bool = "auto") -> np.ndarray:
+        """One image file or PIL image prepared for this model (see :func:`edgecnn.images.load_image`)."""
+        from ..images import load_image
+
+        height, width, channels = self.runtime.input_shape
+        return load_image(src, size=(height, width), channels=channels, invert=invert,
+                          background=self._background)
+
+    def predict_images(self, images: Sequence, *, invert: str | bool = "auto") -> np.ndarray:
+        """Probabilities for image files or PIL images; an unreadable one raises ``ImageError`` naming it."""
+        images = [images] if isinstance(images, (str, os.PathLike)) or hasattr(images, "getpixel") else list(images)
+        if not images:
+            raise ValueError("expected at least one image, got none")
+        return self.predict(np.stack([self.image_input(src, invert=invert) for src in images]))
+
+    def __repr__(self) -> str:
+        return f"Predictor({str(self.path)!r}, backend={self.backend!r}, precision={self.precision!r})"
+
+
+def _first_run(runtime: Backend) -> None:
+    """Run the model once on a blank image, so a file that loads but cannot run fails here, as a model error."""
+    try:
+        runtime.run_native(np.zeros((1, *runtime.input_shape), dtype=runtime.input_dtype))
+    except Exception as exc:  # runtimes raise RuntimeError, ValueError or their own types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelFileError(f"model {runtime.path} loads but cannot run (corrupt?): {first[:300]}") from None
+
+
+def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str, list[str]]:
+    """Class names, preprocessing and precision: the bundle manifest, else the model's metadata, else defaults."""
+    notes: list[str] = []
+    found = {"class_names": None, "preprocessing": None, "precision": None}
+    for source, described in (_metadata_description(runtime, notes), _manifest_description(runtime.path, notes)):
+        for key, value in described.items():
+            if value is not None:
+                found[key] = value
+                if key == "class_names":
+                    names_source = source
+    names = found["class_names"]
+    if names is None:
+        names = CLASS_NAMES if runtime.num_classes == len(CLASS_NAMES) else [str(i) for i in range(runtime.num_classes)]
+    elif len(names) != runtime.num_classes:
+        raise ModelFileError(f"{names_source} lists {len(names)} class names but {runtime.path} "
+                             f"has {runtime.num_classes} outputs")
+    return (tuple(names), found["preprocessing"] or dict(DEFAULT_PREPROCESSING),
+            found["precision"] or runtime.precision, notes)
+
+
+def _manifest_description(path: Path, notes: list[str]) -> tuple[str, dict[str, Any]]:
+    """What the bundle's manifest says about this file (nothing when it does not describe it)."""
+    source = str(path.parent / MANIFEST_FILE)
+    if not (path.parent / MANIFEST_FILE).is_file():
+        return source, {}
+    try:
+        manifest = read_manifest(path.parent)
+    except EdgecnnError as exc:
+        notes.append(f"ignoring the bundle manifest: {exc}")
+        return source, {}
+    entry = next((e for e in manifest["exports"].values() if e.get("file") == path.name), None) if "exports" in manifest else None
+    if entry is None and path.name != MODEL_FILE:  # the manifest describes its exports and the model they came from
+        return source, {}
+    preprocessing = manifest.get("preprocessing")
+    if preprocessing is not None and not isinstance(preprocessing, dict):
+        notes.append(f"ignoring 'preprocessing' of {source}: not an object")
+        preprocessing = None
+    return source, {"class_names": manifest.get("class_names"), "preprocessing": preprocessing,
+                    "precision": (entry or {}).get("precision")}
+
+
+def _metadata_description(runtime: Backend, notes: list[str]) -> tuple[str, dict[str, Any]]:
+    """Class names and preprocessing stored in the model file itself (ONNX metadata_props)."""
+    source = f"the metadata of {runtime.path}"
+    found: dict[str, Any] = {}
+    for key, kind in (("class_names", list), ("preprocessing", dict)):
+        if key not in runtime.metadata:
+            continue
+        try:
+            value = json.loads(runtime.metadata[key])
+        except json.JSONDecodeError:
+            value = None
+        if isinstance(value, kind) and (kind is dict or all(isinstance(v, str) for v in value)):
+            found[key] = value
+        else:
+            notes.append(f"ignoring metadata '{key}' of {runtime.path}: not a JSON {kind.__name__}")
+    return source, found

@@ -1,0 +1,111 @@
+"""Latency statistics and the timing loop, independent of any runtime.
+
+The loop times one call at a time with ``perf_counter`` and the garbage
+collector paused (as :mod:`timeit` does), so a collection triggered by earlier
+allocations does not land in a random sample. An optional time budget caps
+very slow cases (Keras ``model.predict``) at a number of runs that fits in it.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency of one call (one batch), in seconds."""
+
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Everything measured for one runtime, batch size and thread count."""
+
+    load_s: float
+    first_inference_s: float
+    latency: LatencyStats
+    images_per_s: float
+    runs: int
+    warmup: int
+
+
+def summarize(samples: Sequence[float]) -> LatencyStats:
+    """Percentiles (linear interpolation), mean and population std of the samples."""
+    values = np.asarray(samples, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError("latency statistics need at least one sample")
+    p50, p90, p99 = np.percentile(values, [50, 90, 99])
+    return LatencyStats(float(p50), float(p90), float(p99), float(values.mean()), float(values.std()))
+
+
+#: Timed runs kept at the least when a time budget stops a case early.
+MIN_BUDGET_RUNS = 30
+
+
+def time_alternating(calls: Sequence[Callable[[], Any]], *, runs: int, warmup: int = 0,
+                     max_seconds: float | None = None, clock: Clock = time.perf_counter) -> np.ndarray:
+    """Seconds of each call in each round, shape (len(calls), rounds).
+
+    Every round calls each function once, in forward then reversed order on
+    alternate rounds, so drift in the machine's load hits all of them alike (for
+    ratios of close figures: the Predictor against its bare runtime call). After
+    ``warmup`` untimed rounds come ``runs`` timed ones, or fewer (never under
+    :data:`MIN_BUDGET_RUNS`) once ``max_seconds`` of timed rounds have passed.
+    """
+    if runs < 1 or warmup < 0:
+        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
+    for _ in range(warmup):
+        for call in calls:
+            call()
+    samples = np.empty((len(calls), runs), dtype=np.float64)
+    order = list(enumerate(calls))
+    least = min(runs, MIN_BUDGET_RUNS)
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        began = clock()
+        for i in range(runs):
+            for which, call in (order if i % 2 == 0 else order[::-1]):
+                start = clock()
+                call()
+                samples[which, i] = clock() - start
+            if max_seconds is not None and i + 1 >= least and clock() - began >= max_seconds:
+                return samples[:, : i + 1]
+    finally:
+        if gc_was_on:
+            gc.enable()
+    return samples
+
+
+def time_calls(call: Callable[[], Any], *, runs: int, warmup: int = 0, max_seconds: float | None = None,
+               clock: Clock = time.perf_counter) -> np.ndarray:
+    """Call ``call`` ``warmup`` times untimed, then ``runs`` times timed; the seconds of each timed call."""
+    return time_alternating([call], runs=runs, warmup=warmup, max_seconds=max_seconds, clock=clock)[0]
+
+
+def measure(load: Callable[[], Callable[[], Any]], *, batch_size: int, runs: int, warmup: int,
+            max_seconds: float | None = None, clock: Clock = time.perf_counter) -> Timing:
+    """Time ``load()`` (which returns the inference call), the first call, then the warmed-up runs."""
+    start = clock()
+    call = load()
+    load_s = clock() - start
+    start = clock()
+    call()
+    first_s = clock() - start
+    samples = time_calls(call, runs=runs, warmup=warmup, max_seconds=max_seconds, clock=clock)
+    stats = summarize(samples)
+    return Timing(load_s, first_s, stats, batch_size / stats.mean, len(samples), warmup)

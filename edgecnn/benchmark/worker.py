@@ -1,0 +1,134 @@
+"""One benchmark case in a fresh process: ``python -m edgecnn.benchmark.worker CASE.json``.
+
+Each case (model x mode x batch size x threads) runs in its own process so that
+models do not pollute each other's memory, the peak resident memory read at the
+end is that of one model being loaded and run, TensorFlow's thread pools can be
+sized before it starts, and the load time is a cold one (it includes importing
+the runtime library, as a cold start does).
+
+The case file says what to run; the result (or ``{"error": ...}``) is written to
+the JSON file the case names.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from ..errors import EdgecnnError
+from .timing import measure, time_alternating
+
+#: Modes timed on a .tflite/.onnx file and on a .keras file.
+EXPORT_MODES = ("predictor", "raw")
+KERAS_MODES = ("keras.predict", "keras.call")
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory (VmHWM), in MiB; ``None`` where the OS does not say."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB elsewhere
+
+
+class Loaded(NamedTuple):
+    """A model ready to time: the call of the case's mode and, for the Predictor, the bare call it wraps."""
+
+    call: Callable[[], Any]
+    bare: Callable[[], Any] | None = None
+
+
+def run_case(case: dict[str, Any]) -> dict[str, Any]:
+    """Load the model, time it and report; ``case`` holds path, mode, batch_size, threads, runs, warmup,
+    max_seconds (a time budget, or None) and images.
+
+    A Predictor case also times the Predictor and the bare runtime call alternately
+    (``paired_p50_s``): the predictor-overhead ratio comes from that pairing.
+    """
+    images = np.load(case["images"], allow_pickle=False)[: case["batch_size"]]
+    info: dict[str, Any] = {}
+    loaded: list[Loaded] = []
+    loader = _keras_loader if case["mode"] in KERAS_MODES else _export_loader
+
+    def load() -> Callable[[], Any]:
+        loaded.append(loader(case, images, info))
+        return loaded[0].call
+
+    budget = case.get("max_seconds")
+    timing = measure(load, batch_size=case["batch_size"], runs=case["runs"], warmup=case["warmup"], max_seconds=budget)
+    result = {
+        **info,
+        "runs": timing.runs,
+        "load_s": timing.load_s,
+        "first_inference_s": timing.first_inference_s,
+        "latency_s": timing.latency.to_dict(),
+        "images_per_s": timing.images_per_s,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    if loaded[0].bare is not None:
+        wrapped, bare = time_alternating([loaded[0].call, loaded[0].bare], runs=case["runs"], warmup=case["warmup"],
+                                         max_seconds=budget)
+        result["paired_p50_s"] = {"predictor": float(np.median(wrapped)), "raw": float(np.median(bare))}
+    return result
+
+
+def _export_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]) -> Loaded:
+    """The Predictor on uint8 images, or its backend's bare ``run_native`` on input prepared once."""
+    from ..runtime import Predictor
+
+    predictor = Predictor.load(case["path"], threads=case["threads"])
+    info.update(backend=predictor.backend, precision=predictor.precision)
+    native = predictor.prepare(images)
+    run_native = predictor.runtime.run_native
+    bare = lambda: run_native(native)  # noqa: E731
+    if case["mode"] == "predictor":
+        return Loaded(lambda: predictor.predict(images), bare)
+    return Loaded(bare)
+
+
+def _keras_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]) -> Loaded:
+    """The reference's ``model.predict(x)`` or a direct ``model(x, training=False)``, on float input."""
+    from .. import tfquiet
+    from ..data import to_model_input
+    from ..model import load_model, model_io
+    from .facts import keras_facts
+
+    tf = tfquiet.tensorflow()
+    tf.config.threading.set_intra_op_parallelism_threads(case["threads"])
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = load_model(case["path"])
+    x = to_model_input(images, model_io(model)[0])
+    facts = keras_facts(model, case["path"])
+    info.update(backend="keras", precision="float32", params=facts.params, macs=facts.macs)
+    if case["mode"] == "keras.predict":
+        return Loaded(lambda: model.predict(x, verbose=0))
+    return Loaded(lambda: np.asarray(model(x, training=False)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    case = json.loads(Path((argv or sys.argv[1:])[0]).read_text(encoding="utf-8"))
+    try:
+        result = run_case(case)
+    except EdgecnnError as exc:
+        result = {"error": str(exc)}
+    except Exception as exc:  # reported as one line by the parent
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        result = {"error": f"{case['path']}: unexpected {type(exc).__name__} while benchmarking: {text[:300]}"}
+    Path(case["out"]).write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

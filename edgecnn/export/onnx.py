@@ -1,0 +1,210 @@
+"""ONNX exports (float32 via tf2onnx, int8 via onnxruntime static quantization).
+
+tf2onnx's ``from_keras`` fails on Keras 3, so the converter gets the model's
+dynamic-batch ``tf.function`` instead. The float32 graph is built once per run
+and reused by the int8 export, which is calibrated on the same images as TFLite int8.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import tfquiet
+from ..errors import require
+from .source import INPUT_NAME, OUTPUT_NAME
+
+if TYPE_CHECKING:
+    from .source import ExportSource
+
+BATCH_DIM = "batch"
+#: Chosen by timing on x86 (bench/onnx_int8_choice.py): uint8 activations with int8 weights in QDQ
+#: form run fastest with onnxruntime (int8 activations in QOperator form ran 6x slower); per-channel
+#: weights cost nothing measurable and keep more of the accuracy. The float stem: see apply_float_stem.
+QUANTIZATION = {"quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
+                "per_channel": True, "calibrate_method": "MinMax", "float_stem": True}
+#: A first convolution with this few input channels stays float32 (see apply_float_stem).
+FLOAT_STEM_MAX_CHANNELS = 3
+CALIBRATION_BATCH = 50
+
+
+def float32_model(source: ExportSource):
+    """The float32 ``onnx.ModelProto`` (cached): converted, simplified, with a named batch and metadata."""
+    if "onnx" not in source.cache:
+        tf2onnx = require("tf2onnx", feature="ONNX export")
+        onnx = require("onnx", feature="ONNX export")
+        from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+        serve = source.serving_function()
+        with tfquiet.quiet(stdout=True):
+            model, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=source.opset)
+        _constant_reshapes(model)
+        model = update_inputs_outputs_dims(model, {INPUT_NAME: [BATCH_DIM, *source.input_shape]},
+                                           {OUTPUT_NAME: [BATCH_DIM, source.classes]})
+        _set_metadata(model, source)
+        onnx.checker.check_model(model, full_check=True)
+        source.cache["onnx"] = model
+    return source.cache["onnx"]
+
+
+def export_float32(source: ExportSource, path: Path) -> dict:
+    import onnx
+
+    onnx.save(float32_model(source), str(path))
+    return describe(path)
+
+
+def export_int8(source: ExportSource, path: Path) -> dict:
+    """Static quantization of the float32 graph (after onnxruntime's pre-processing), input/output stay float32."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    images = source.calibration()
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(range(0, len(images), CALIBRATION_BATCH))
+
+        def get_next(self):
+            start = next(self._batches, None)
+            return None if start is None else {INPUT_NAME: images[start:start + CALIBRATION_BATCH]}
+
+    types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
+        fp32, prepared, quantized = (Path(work) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
+        onnx.save(float32_model(source), str(fp32))
+        with tfquiet.quiet(stdout=True):
+            quant_pre_process(str(fp32), str(prepared))
+            stem = apply_float_stem(prepared) if QUANTIZATION["float_stem"] else []
+            quantize_static(str(prepared), str(quantized), Reader(), nodes_to_exclude=stem,
+                            quant_format=getattr(QuantFormat, QUANTIZATION["quant_format"]),
+                            activation_type=types[QUANTIZATION["activation_type"]],
+                            weight_type=types[QUANTIZATION["weight_type"]],
+                            per_channel=QUANTIZATION["per_channel"],
+                            calibrate_method=getattr(CalibrationMethod, QUANTIZATION["calibrate_method"]))
+        model = onnx.load(str(quantized))
+    _set_metadata(model, source)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": stem},
+            "calibration": source.calibration_info()}
+
+
+def apply_float_stem(path: Path) -> list[str]:
+    """Keep a thin first convolution (and its pooling) in float32; returns the nodes to leave unquantized.
+
+    With 1-3 input channels an int8 convolution has a 9-27 element reduction,
+    too short for the int8 kernels: on x86 it ran 3x slower than float32 and cost
+    the whole int8 gain. Quantizing only from after the first pooling is faster,
+    but onnxruntime would move the QuantizeLinear back above a MaxPool and run a
+    slow uint8 MaxPool, so a ``Conv -> Relu -> MaxPool`` stem is rewritten as the
+    identical ``Conv -> MaxPool -> Relu`` (ReLU is monotonic, so they commute) and
+    the quantizer's input then follows the Relu, which onnxruntime fuses into it.
+    The graph at ``path`` is rewritten in place.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    conv = next((n for n in graph.node if n.op_type == "Conv"), None)
+    if conv is None or conv.input[1] not in weights:
+        return []
+    if numpy_helper.to_array(weights[conv.input[1]]).shape[1] > FLOAT_STEM_MAX_CHANNELS:
+        return []
+    chain = [conv]
+    for op in ("Relu", "MaxPool"):
+        following = consumers.get(chain[-1].output[0], [])
+        if len(following) != 1 or following[0].op_type != op:
+            return []  # not the conv/relu/pool stem this rewrite is proven for: quantize it all
+        chain.append(following[0])
+    _, relu, pool = chain
+    pool_out, relu_out = pool.output[0], relu.output[0]
+    pool.input[0], pool.output[0] = conv.output[0], relu_out
+    relu.input[0], relu.output[0] = relu_out, pool_out
+    nodes = list(graph.node)
+    nodes.remove(relu)
+    nodes.insert(nodes.index(pool) + 1, relu)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]  # shapes of the swapped tensors changed; the quantizer re-infers them
+    onnx.save(model, str(path))
+    return [conv.name, pool.name, relu.name]
+
+
+def describe(path: Path) -> dict:
+    """Graph inputs and outputs (a named or unknown dimension becomes ``None``) and the opset."""
+    import onnx
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    model = onnx.load(str(path), load_external_data=False)
+
+    def tensor(value) -> dict:
+        kind = value.type.tensor_type
+        return {"name": value.name,
+                "shape": [d.dim_value if d.HasField("dim_value") else None for d in kind.shape.dim],
+                "dtype": np.dtype(tensor_dtype_to_np_dtype(kind.elem_type)).name,
+                "quantization": None}
+
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    return {"inputs": [tensor(v) for v in model.graph.input], "outputs": [tensor(v) for v in model.graph.output],
+            "opset": int(opset)}
+
+
+def _set_metadata(model, source: ExportSource) -> None:
+    """Class names and preprocessing travel inside the file, for runtimes that get only the .onnx."""
+    from onnx.helper import set_model_props
+
+    set_model_props(model, {"class_names": json.dumps(source.class_names),
+                            "preprocessing": json.dumps(source.preprocessing),
+                            "source_sha256": source.sha256})
+
+
+def _constant_reshapes(model) -> None:
+    """Give Reshape nodes a constant target shape where only the batch dimension is dynamic.
+
+    tf2onnx turns Keras's Flatten into Shape-Gather-Cast-Slice-Concat-Cast-Reshape
+    to carry the batch size; ``[-1, K]`` means the same (K is static) and saves six
+    nodes per run, in the float32 and int8 graphs alike.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    if any(attr.HasField("g") or len(attr.graphs) for node in graph.node for attr in node.attribute):
+        return  # control flow: subgraphs may read outer values, leave the graph as converted
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True).graph
+    shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
+              for v in inferred.value_info}
+    constants = {init.name for init in graph.initializer}
+    for node in graph.node:
+        dims = shapes.get(node.output[0]) if node.op_type == "Reshape" else None
+        if not dims or len(dims) < 2 or not all(d and d > 0 for d in dims[1:]) or node.input[1] in constants:
+            continue
+        name = f"{node.output[0]}__shape"
+        graph.initializer.append(numpy_helper.from_array(np.array([-1, *dims[1:]], dtype=np.int64), name))
+        node.input[1] = name
+    _drop_unused(graph)
+
+
+def _drop_unused(graph) -> None:
+    """Remove nodes and initializers nothing reads any more."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
+        dead = [node for node in graph.node if not any(out in used for out in node.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    for init in [init for init in graph.initializer if init.name not in used]:
+        graph.initializer.remove(init)

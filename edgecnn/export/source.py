@@ -1,0 +1,161 @@
+"""What every exporter reads: the loaded Keras model, its serving function and images.
+
+One :class:`ExportSource` is built per ``export_model`` call and shared by the
+formats, so the model is loaded once, the TensorFlow function traced once, and
+TFLite int8 and ONNX int8 are calibrated on the very same images.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import tfquiet
+from ..data import CLASS_NAMES, DEFAULT_PREPROCESSING, INPUT_SHAPE, calibration_images, load_dataset, to_model_input
+from ..errors import EdgecnnError
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "probabilities"
+CALIBRATION_SEED = 0
+
+
+@dataclass
+class ImageSets:
+    """Calibration images (raw, before ``to_model_input``) and an optional labelled test set."""
+
+    calibration: np.ndarray | None
+    calibration_source: str | None
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    test_source: str | None = None
+    class_names: list[str] | None = None
+
+
+@dataclass
+class ExportSource:
+    """The model being exported and everything derived from it, computed at most once."""
+
+    model: Any
+    model_path: Path
+    sha256: str
+    input_shape: tuple[int, int, int]
+    classes: int
+    images: ImageSets
+    calibration_samples: int = 500
+    opset: int = 17
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.images.class_names is not None:
+            return list(self.images.class_names)
+        if self.classes == len(CLASS_NAMES):
+            return list(CLASS_NAMES)
+        return [str(i) for i in range(self.classes)]
+
+    @property
+    def preprocessing(self) -> dict:
+        """How a raw image becomes this model's input (the reference's for Fashion-MNIST-shaped models)."""
+        if self.input_shape == INPUT_SHAPE:
+            return dict(DEFAULT_PREPROCESSING)
+        height, width, channels = self.input_shape
+        return {"height": height, "width": width, "channels": channels, "scale": 1 / 255, "background": None}
+
+    def calibration(self) -> np.ndarray:
+        """``calibration_samples`` images as float32 model input, drawn with a fixed seed (cached)."""
+        if "calibration" not in self.cache:
+            if self.images.calibration is None:
+                raise EdgecnnError(
+                    f"model {self.model_path} takes {self.input_shape} images with {self.classes} classes, not "
+                    f"Fashion-MNIST's {INPUT_SHAPE} with {len(CLASS_NAMES)}: int8 export needs calibration images; "
+                    "pass --calibration-data FILE.npz (array 'x' or 'x_train')")
+            raw = calibration_images(self.images.calibration, self.calibration_samples, seed=CALIBRATION_SEED)
+            self.cache["calibration"] = to_model_input(raw, self.input_shape)
+        return self.cache["calibration"]
+
+    def calibration_info(self) -> dict:
+        return {"images": int(len(self.calibration())), "seed": CALIBRATION_SEED, "source": self.images.calibration_source}
+
+    def serving_function(self):
+        """A ``tf.function`` over the model with a dynamic batch: input ``input``, output ``probabilities``."""
+        if "serving" not in self.cache:
+            tf = tfquiet.tensorflow()
+            model = self.model
+
+            @tf.function(input_signature=[tf.TensorSpec((None, *self.input_shape), tf.float32, name=INPUT_NAME)])
+            def serve(x):
+                return {OUTPUT_NAME: model(x, training=False)}
+
+            self.cache["serving"] = serve
+        return self.cache["serving"]
+
+
+def load_images(input_shape: tuple[int, ...], classes: int, *, calibration_data: str | os.PathLike | None = None,
+                data_dir: str | os.PathLike | None = None) -> ImageSets:
+    """Calibration and test images: from ``calibration_data`` when given, else Fashion-MNIST if the model fits it."""
+    sets = ImageSets(None, None)
+    if calibration_data is not None:
+        sets = read_calibration_npz(calibration_data, input_shape, classes)
+    fits_dataset = tuple(input_shape) == INPUT_SHAPE and classes == len(CLASS_NAMES)
+    if fits_dataset and (sets.calibration is None or sets.x_test is None):
+        data = load_dataset(data_dir)
+        if sets.calibration is None:
+            sets.calibration, sets.calibration_source = data.x_train, f"Fashion-MNIST training images ({data.source})"
+        if sets.x_test is None:
+            sets.x_test, sets.y_test, sets.test_source = data.x_test, data.y_test, f"Fashion-MNIST test set ({data.source})"
+    return sets
+
+
+def read_calibration_npz(path: str | os.PathLike, input_shape: tuple[int, ...], classes: int) -> ImageSets:
+    """Read a user's ``.npz``: images ``x`` (or ``x_train``), optional ``x_test``/``y_test`` and ``class_names``.
+
+    Everything is checked here so that a wrong file fails before any conversion
+    starts, with one line naming the file and the array.
+    """
+    import zipfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise EdgecnnError(f"calibration data {path} not found" if not path.exists()
+                           else f"calibration data {path} is a folder, expected a .npz file")
+    if not zipfile.is_zipfile(path):
+        raise EdgecnnError(f"calibration data {path} is not a .npz file (not a zip archive)")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        with loaded:
+            arrays = {key: loaded[key] for key in loaded.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise EdgecnnError(f"calibration data {path} is not a readable .npz file ({exc})") from None
+    key = "x" if "x" in arrays else "x_train" if "x_train" in arrays else None
+    if key is None:
+        raise EdgecnnError(f"calibration data {path} has no array 'x' or 'x_train' (found: {', '.join(arrays) or 'none'})")
+    _check_images(arrays[key], input_shape, f"{path}: array '{key}'")
+    sets = ImageSets(arrays[key], f"{path} ('{key}')")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise EdgecnnError(f"calibration data {path} must hold both 'x_test' and 'y_test' or neither")
+    if "x_test" in arrays:
+        x_test, y_test = arrays["x_test"], arrays["y_test"]
+        _check_images(x_test, input_shape, f"{path}: array 'x_test'")
+        if y_test.ndim != 1 or len(y_test) != len(x_test) or not np.issubdtype(y_test.dtype, np.integer):
+            raise EdgecnnError(f"{path}: 'y_test' must be {len(x_test)} integer labels, got {y_test.dtype} {y_test.shape}")
+        if y_test.size and (y_test.min() < 0 or y_test.max() >= classes):
+            raise EdgecnnError(f"{path}: 'y_test' holds labels outside 0..{classes - 1}")
+        sets.x_test, sets.y_test, sets.test_source = x_test, y_test.astype(np.uint8), f"{path} ('x_test', 'y_test')"
+    if "class_names" in arrays:
+        names = arrays["class_names"]
+        if names.ndim != 1 or len(names) != classes or names.dtype.kind != "U":
+            raise EdgecnnError(f"{path}: 'class_names' must be {classes} strings, got {names.dtype} {names.shape}")
+        sets.class_names = [str(n) for n in names]
+    return sets
+
+
+def _check_images(x: np.ndarray, input_shape: tuple[int, ...], what: str) -> None:
+    try:
+        to_model_input(x[:1] if x.ndim else x, input_shape)
+    except ValueError as exc:
+        raise EdgecnnError(f"{what}: {exc}") from None
+    if x.dtype != np.uint8 and (not np.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise EdgecnnError(f"{what}: float images must be in [0, 1], got values in [{x.min():g}, {x.max():g}]")

@@ -1,0 +1,177 @@
+"""Real-world image files to model inputs, prepared the way Fashion-MNIST itself was made.
+
+Fashion-MNIST was made from product photos: trim the background, resize the
+longest edge to 28, center on a 28x28 canvas, negate, grayscale. A photo goes
+through the same steps here. An image that already has the model's size is
+taken as it is, so a dataset image saved as PNG gives back its exact array.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import EdgecnnError
+
+#: Suffixes picked up when a folder is given (any file Pillow decodes works when named).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
+#: Larger images are refused from their header, before any pixel is decoded.
+MAX_PIXELS = 50_000_000
+#: A pixel belongs to the object when it differs from the background by more than this (0..255).
+TRIM_THRESHOLD = 16
+#: Resampling filter of the resize to the model's size.
+RESAMPLE = Image.Resampling.LANCZOS
+
+ImageSource = Union[str, os.PathLike, Image.Image]
+
+
+class ImageError(EdgecnnError):
+    """An input image is missing, not an image, corrupt or too large."""
+
+
+def image_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """The paths, with each folder replaced by its image files (sorted, not recursive).
+
+    Files named directly are kept whatever their suffix (decoding decides); a
+    folder with no image file is an :class:`ImageError` naming it.
+    """
+    files: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = sorted(f for f in path.iterdir()
+                           if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file())
+            if not found:
+                raise ImageError(f"{path}: folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+def load_image(src: ImageSource, *, size: tuple[int, int] = (28, 28), channels: int = 1,
+               invert: str | bool = "auto", background: str | None = "dark",
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """One image as float32 in [0, 1], shape ``size`` (H, W), or (H, W, 3) when ``channels`` is 3.
+
+    ``background`` is what the model was trained on ("dark": light garment on a
+    dark background, as in Fashion-MNIST; None: unknown). ``invert="auto"``
+    inverts an image whose border says the opposite (never when unknown);
+    ``True``/``False`` force it.
+    """
+    if invert not in ("auto", True, False):
+        raise ValueError(f"invert must be 'auto', True or False, got {invert!r}")
+    if background not in ("dark", "light", None):
+        raise ValueError(f"background must be 'dark', 'light' or None, got {background!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    image = _decode(src, max_pixels)
+    try:
+        work = _flatten(image, "L" if channels == 1 else "RGB")
+    except (ValueError, OSError) as exc:  # an exotic mode Pillow cannot convert
+        raise ImageError(f"{_name(src)}: cannot convert {image.mode} pixels ({_reason(exc)})") from None
+    gray = np.asarray(work if channels == 1 else work.convert("L"))
+    ring = _border_mask(gray.shape)
+    if invert == "auto":
+        invert = background is not None and (np.median(gray[ring]) > 127) != (background == "light")
+    if invert:
+        work, gray = ImageOps.invert(work), 255 - gray
+    height, width = size
+    if work.size != (width, height):
+        work = _fit(work, gray, ring, (height, width))
+    return np.asarray(work).astype(np.float32) / np.float32(255.0)
+
+
+def _decode(src: ImageSource, max_pixels: int) -> Image.Image:
+    """Open and fully decode the first frame, refusing huge images from their header."""
+    if isinstance(src, Image.Image):
+        _check_pixels(_name(src), src.size, max_pixels)
+        try:
+            src.load()
+        except Exception as exc:  # Pillow raises many types for broken data
+            raise ImageError(f"{_name(src)}: cannot decode the image ({_reason(exc)})") from None
+        return src
+    path = Path(src)
+    if not path.exists():
+        raise ImageError(f"{path}: not found")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes), not an image")
+        with Image.open(path) as image:
+            _check_pixels(path, image.size, max_pixels)
+            image.load()  # decode everything now (first frame): a truncated file fails here, not later
+            return image
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, when the caller raised ours above it
+        raise ImageError(f"{path}: over the {max_pixels / 1e6:g}-megapixel limit, refused before decoding "
+                         f"({_reason(exc)})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read the image ({_reason(exc)})") from None
+    except Exception as exc:  # Pillow raises many types for broken data
+        raise ImageError(f"{path}: corrupt image ({_reason(exc)})") from None
+
+
+def _name(src: ImageSource) -> str:
+    """What error messages call the image: its path, else the file a PIL image came from."""
+    if isinstance(src, Image.Image):
+        return getattr(src, "filename", "") or "image"
+    return str(src)
+
+
+def _check_pixels(name: object, size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageError(f"{name}: {width}x{height} pixels is over the {max_pixels / 1e6:g}-megapixel limit "
+                         "(refused before decoding)")
+    if width < 1 or height < 1:
+        raise ImageError(f"{name}: image has no pixels ({width}x{height})")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _flatten(image: Image.Image, mode: str) -> Image.Image:
+    """8-bit ``mode`` ("L" or "RGB") with any transparency composited on white."""
+    if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit integer or float gray
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        image = Image.fromarray(np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info:
+        rgba = (image.convert("LA") if image.mode == "La" else image).convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    if image.mode not in ("1", "L", "P", "RGB"):
+        image = image.convert("RGB")
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _border_mask(shape: tuple[int, ...]) -> np.ndarray:
+    """The outer ring of pixels (about 1/28 of the short side, at least 1 pixel): the background."""
+    width = max(1, min(shape[:2]) // 28)
+    ring = np.ones(shape[:2], dtype=bool)
+    ring[width:-width, width:-width] = False
+    return ring
+
+
+def _fit(work: Image.Image, gray: np.ndarray, ring: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """Trim the background, resize the longest edge to fit ``size`` (H, W), center on the background colour."""
+    fill = np.median(np.asarray(work)[ring], axis=0)
+    mask = np.abs(gray.astype(np.int16) - int(np.median(gray[ring]))) > TRIM_THRESHOLD
+    if mask.any():
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        work = work.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+    height, width = size
+    scale = min(height / work.height, width / work.width)
+    new = (max(1, min(width, round(work.width * scale))), max(1, min(height, round(work.height * scale))))
+    resized = work.resize(new, RESAMPLE)
+    canvas = Image.new(work.mode, (width, height), int(fill) if work.mode == "L" else tuple(int(v) for v in fill))
+    canvas.paste(resized, ((width - new[0]) // 2, (height - new[1]) // 2))
+    return canvas

@@ -1,0 +1,78 @@
+"""The README's figures, regenerated from a bundle's result files instead of typed by hand.
+
+README.md holds a block between ``<!-- figures:start -->`` and ``<!-- figures:end -->``;
+:func:`update_readme` rewrites only that block from metrics.json, manifest.json,
+verify.json and bench.json, so the numbers people read are the ones measured.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .bench import BENCH_FILE
+from .bundle import MANIFEST_FILE, METRICS_FILE, default_bundle
+from .errors import EdgecnnError
+from .fileio import write_text
+from .results import TRAINING_FILE, all_passed, export_rows, fmt, load_bundle, short_table
+from .verify import VERIFY_FILE
+
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+
+
+def figures_markdown(folder: str | os.PathLike | None = None, *, relative_to: str | os.PathLike = ".") -> str:
+    """The block's Markdown: headline figures, the per-export table and the training curves."""
+    folder = Path(folder) if folder is not None else default_bundle()
+    bundle = load_bundle(folder)
+    for name, value in ((METRICS_FILE, bundle.metrics), (MANIFEST_FILE, bundle.manifest),
+                        (VERIFY_FILE, bundle.verify), (BENCH_FILE, bundle.bench)):
+        if value is None:
+            raise EdgecnnError(f"README figures need every result file: {bundle.missing(name)}")
+    m, rows = bundle.metrics, export_rows(bundle)
+    exports = [r for r in rows if r.name != "keras"]
+    passed = sum(bool(r.passed) for r in exports)
+    machine = bundle.bench.get("machine") or {}
+    config = bundle.bench.get("config") or {}
+    head, body = short_table(rows)
+    lines = [
+        f"<!-- made by `edgecnn report {folder} --readme README.md` from its {METRICS_FILE}, {VERIFY_FILE} and "
+        f"{BENCH_FILE}; do not edit by hand -->",
+        f"Test accuracy **{fmt(m.get('test_accuracy'), '.2%')}** on {m.get('test_images')} test images; "
+        f"{m.get('params', 0):,} parameters; trained {m.get('epochs_run')} epochs (best {m.get('best_epoch')}, "
+        f"early stopping: {'yes' if m.get('early_stopped') else 'no'}) in {fmt(m.get('wall_time_s'), '.0f')} s. "
+        f"Exports verified on the whole test set: **{passed}/{len(exports)} PASS**"
+        f"{'' if all_passed(rows) else ' (see the report)'}.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(head) - 2) + [":---:"]) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in body),
+        "",
+        f"Latency: one call at batch 1, threads {_listed(config.get('threads'))}, p50 of {config.get('runs', '?')} runs "
+        f"on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores).",
+    ]
+    if (folder / TRAINING_FILE).is_file():
+        picture = Path(os.path.relpath((folder / TRAINING_FILE).resolve(), relative_to)).as_posix()
+        lines += ["", f"![loss and accuracy per epoch, train and validation]({picture})"]
+    return "\n".join(lines)
+
+
+def _listed(value: object) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value if value is not None else "?")
+
+
+def update_readme(readme: str | os.PathLike, folder: str | os.PathLike | None = None) -> bool:
+    """Rewrite the figures block of ``readme`` from ``folder``'s results; True when the file changed."""
+    readme = Path(readme)
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EdgecnnError(f"cannot read {readme}: {exc.strerror or exc}") from exc
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise EdgecnnError(f"{readme} needs exactly one {START} ... {END} block for the figures")
+    before, rest = text.split(START)
+    after = rest.split(END)[1]
+    block = figures_markdown(folder, relative_to=readme.resolve().parent)
+    updated = f"{before}{START}\n{block}\n{END}{after}"
+    if updated == text:
+        return False
+    write_text(readme, updated)
+    return True

@@ -1,0 +1,386 @@
+"""``edgecnn report``: one self-contained HTML page that shows a bundle at a glance.
+
+The page is built only from the bundle's files (metrics, history, manifest,
+verify and bench results, reference probabilities, plots) and the test set, so
+it needs no model runtime. Every section degrades on its own: a missing or
+unreadable file turns into a line saying which command makes it. Images are
+embedded as base64 PNG data URIs and all text is escaped: the page works
+offline, in a mail attachment, and cannot be scripted by a crafted class name.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import figures
+from .bench import BENCH_FILE
+from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, REFERENCE_PROBS_FILE, REPORT_FILE, default_bundle
+from .data import Dataset, load_dataset
+from .errors import EdgecnnError
+from .fileio import write_text
+from .metrics import confusion_matrix, top1
+from .results import (ARCHITECTURE_FILE, MADE_BY, READERS, SUMMARY_FILE, TEST_SET, TRAINING_FILE, Bundle, ExportRow,
+                      all_passed, export_rows, fmt, format_bytes, load_bundle, verdict)
+from .verify import VERIFY_FILE
+
+#: Files whose change makes the report stale (the pipeline compares their times with report.html's).
+REPORT_INPUTS = (METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE, MANIFEST_FILE,
+                 REFERENCE_PROBS_FILE, VERIFY_FILE, BENCH_FILE)
+GALLERY_PER_EXPORT, GALLERY_MAX = 8, 48
+
+
+# ----------------------------------------------------------------------------- HTML pieces
+
+def e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def img(png: bytes, alt: str, css: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    css_attr = f' class="{e(css)}"' if css else ""
+    return f'<img src="data:image/png;base64,{data}" alt="{e(alt)}"{css_attr}>'
+
+
+def note(text: str) -> str:
+    return f'<p class="missing">{e(text)}</p>'
+
+
+def table(headers: list[str], rows: list[list[str]], row_classes: list[str] | None = None) -> str:
+    """An HTML table; cells are escaped here."""
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = []
+    for i, cells in enumerate(rows):
+        css = f' class="{e(row_classes[i])}"' if row_classes and row_classes[i] else ""
+        body.append(f"<tr{css}>" + "".join(f"<td{_align(c)}>{e(c)}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+NUMBER = re.compile(r"^([-+]?[\d.,]+(e[-+]?\d+)?(%| \w+(/s)?)?|—|\(.*\))$")
+
+
+def _align(cell: str) -> str:
+    """Numbers (with a unit), dashes and shapes align right, words left."""
+    return ' class="num"' if NUMBER.match(str(cell)) else ""
+
+
+def png_file(bundle: Bundle, name: str, alt: str, css: str = "") -> str:
+    path = bundle.folder / name
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return note(bundle.missing(name))
+    if not data.startswith(b"\x89PNG"):
+        return note(f"{path} is not a PNG image; run `{MADE_BY[name]}` to remake it")
+    return img(data, alt, css)
+
+
+# ----------------------------------------------------------------------------- sections
+
+SUMMARY_ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\(.*?\))\s+([\d,]+)\s*$")
+
+
+def layer_rows(summary: str) -> list[list[str]]:
+    """The rows of summary.txt (edgecnn's layer table): name, type, output shape, params."""
+    return [list(m.groups()) for m in map(SUMMARY_ROW.match, summary.splitlines()) if m]
+
+
+def section_model(bundle: Bundle, _data: Dataset | None) -> str:
+    parts = ['<div class="split"><div>', png_file(bundle, ARCHITECTURE_FILE, "architecture diagram", "arch"),
+             "</div><div>"]
+    rows = layer_rows(bundle.summary) if bundle.summary else []
+    if rows:
+        total = sum(int(r[3].replace(",", "")) for r in rows)
+        parts.append(table(["layer", "type", "output shape", "params"], rows + [["total", "", "", f"{total:,}"]],
+                           [""] * len(rows) + ["total"]))
+    elif bundle.summary:
+        parts.append(f"<pre>{e(bundle.summary)}</pre>")
+    else:
+        parts.append(note(bundle.missing(SUMMARY_FILE)))
+    return "".join(parts) + "</div></div>"
+
+
+def section_training(bundle: Bundle, _data: Dataset | None) -> str:
+    m = bundle.metrics
+    parts = []
+    if m:
+        stopped = (f"early stopping after epoch {m.get('epochs_run')} (patience {m.get('patience')}); best weights "
+                   f"from epoch {m.get('best_epoch')} restored" if m.get("early_stopped")
+                   else f"ran all {m.get('epochs_run')} epochs; best epoch {m.get('best_epoch')}")
+        facts = [("test accuracy", fmt(m.get("test_accuracy"), ".4f")), ("test loss", fmt(m.get("test_loss"), ".4f")),
+                 ("epochs run", f"{m.get('epochs_run')} of {m.get('epochs')}"), ("stopping", stopped),
+                 ("training time", f"{fmt(m.get('wall_time_s'), '.0f', ' s')} ({fmt(m.get('seconds_per_epoch'), '.1f')} s/epoch)"),
+                 ("images", f"{m.get('train_images')} train / {m.get('val_images')} validation / {m.get('test_images')} test"),
+                 ("options", f"batch size {m.get('batch_size')}, seed {m.get('seed')}, limit {m.get('limit')}")]
+        parts.append("<dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in facts) + "</dl>")
+    else:
+        parts.append(note(bundle.missing(METRICS_FILE)))
+    parts.append(png_file(bundle, TRAINING_FILE, "loss and accuracy per epoch, train and validation"))
+    h = bundle.history
+    if h and h.get("loss"):
+        best = (m or {}).get("best_epoch")
+        keys = [k for k in ("loss", "val_loss", "accuracy", "val_accuracy") if k in h]
+        rows = [[str(i + 1)] + [fmt(h[k][i], ".4f") if i < len(h[k]) else "—" for k in keys] for i in range(len(h["loss"]))]
+        parts.append("<details><summary>per-epoch values</summary>" + table(
+            ["epoch"] + keys, rows, ["best" if i + 1 == best else "" for i in range(len(rows))]) + "</details>")
+    elif not h:
+        parts.append(note(bundle.missing(HISTORY_FILE)))
+    return "".join(parts)
+
+
+def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
+    parts = []
+    for name in (MANIFEST_FILE, VERIFY_FILE, BENCH_FILE):
+        if getattr(bundle, READERS[name][0]) is None:
+            parts.append(note(bundle.missing(name)))
+    rows = export_rows(bundle)
+    batch = max((r.throughput_batch for r in rows if r.throughput_batch), default=None)
+    headers = ["model", "file", "size", "precision", "accuracy", "Δ vs Keras", "agreement", "max |diff|",
+               "p50 (batch 1)", "p99 (batch 1)", f"throughput (batch {batch or '?'})", "verdict"]
+    cells = [[r.name, r.file or "—", format_bytes(r.bytes), r.precision or "—", fmt(r.accuracy, ".4f"),
+              fmt(r.delta_points, "+.2f", " pt"), fmt(r.agreement, ".2%"), fmt(r.max_abs_diff, ".2e"),
+              fmt(r.p50_ms, ".3f", " ms"), fmt(r.p99_ms, ".3f", " ms"), _throughput(r, batch),
+              verdict(r)] for r in rows]
+    parts.append(table(headers, cells, ["" if r.passed is None else ("pass" if r.passed else "fail") for r in rows]))
+    failures = [f"{r.name}: {f}" for r in rows for f in r.failures]
+    if failures:
+        parts.append("<ul class='failures'>" + "".join(f"<li>{e(f)}</li>" for f in failures) + "</ul>")
+    parts.append(_gates(bundle))
+    timed = [r for r in rows if r.p50_ms is not None]
+    if timed:
+        parts.append(img(figures.latency_png([r.name for r in timed], [r.p50_ms for r in timed],
+                                             [r.p99_ms if r.p99_ms is not None else r.p50_ms for r in timed],
+                                             [r.images_per_s for r in timed],
+                                             f"images per second, batch {batch or '?'}"),
+                         "latency per call at batch 1 and throughput, per model"))
+        machine = (bundle.bench or {}).get("machine") or {}
+        config = (bundle.bench or {}).get("config") or {}
+        parts.append(f"<p class='small'>Measured on {e(machine.get('cpu', '?'))} ({e(machine.get('cores', '?'))} cores), "
+                     f"{e(config.get('runs', '?'))} runs after {e(config.get('warmup', '?'))} warm-up, "
+                     f"threads {e(config.get('threads', '?'))}.</p>")
+    cross = (bundle.verify or {}).get("cross_runtime") or []
+    if cross:
+        parts.append("<h3>Same precision, different runtimes</h3>" + table(
+            ["a", "b", "agreement", "max |diff|"],
+            [[c.get("a"), c.get("b"), fmt(c.get("agreement"), ".2%"), fmt(c.get("max_abs_diff"), ".2e")] for c in cross]))
+    return "".join(parts)
+
+
+def _throughput(row: ExportRow, batch: int | None) -> str:
+    """Images per second, with the batch size when it differs from the column's."""
+    text = fmt(row.images_per_s, ",.0f", " img/s")
+    return text if row.throughput_batch in (None, batch) else f"{text} (batch {row.throughput_batch})"
+
+
+GATE_WORDS = {"atol": "max |diff| ≤ {:g}", "min_agreement_pct": "agreement ≥ {:g}%",
+              "max_accuracy_drop_points": "accuracy drop ≤ {:g} pt"}
+
+
+def _gates(bundle: Bundle) -> str:
+    """The gate of each precision, in words (thresholds that are not set are left out)."""
+    verified = (bundle.verify or {}).get("exports") or {}
+    gates: dict[str, str] = {}
+    for result in verified.values():
+        limits = result.get("thresholds") or {}
+        words = [GATE_WORDS.get(k, k + " {}").format(v) for k, v in limits.items() if isinstance(v, (int, float))]
+        gates.setdefault(str(result.get("precision")), ", ".join(words) or "none")
+    if not gates:
+        return ""
+    images = next((v.get("images") for v in verified.values() if v.get("images")), "?")
+    text = "; ".join(f"{precision}: {words}" for precision, words in gates.items())
+    return f"<p class='small'>Gates, checked on {e(images)} test images: {e(text)}.</p>"
+
+
+def _test_set(bundle: Bundle, data: Dataset | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+    """Test images, labels and Keras probabilities, or why they are not available."""
+    if data is None:
+        return bundle.missing(TEST_SET)
+    path = bundle.folder / REFERENCE_PROBS_FILE
+    if not path.exists():
+        return bundle.missing(REFERENCE_PROBS_FILE)
+    try:
+        probs = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        return f"cannot read {path} ({exc}); run `edgecnn export` to remake it"
+    if probs.ndim != 2 or len(probs) != len(data.x_test):
+        return (f"{path} holds probabilities of shape {probs.shape}, but the test set in {data.source} has "
+                f"{len(data.x_test)} images; run `edgecnn export` with the same data")
+    return data.x_test, data.y_test, probs
+
+
+def section_errors(bundle: Bundle, data: Dataset | None) -> str:
+    names = bundle.class_names
+    parts, charts = [], []
+    reference = (bundle.verify or {}).get("reference") or {}
+    matrix = reference.get("confusion_matrix")
+    if matrix is None:
+        test = _test_set(bundle, data)
+        if isinstance(test, str):
+            parts.append(note(f"Keras confusion matrix: {bundle.missing(VERIFY_FILE)}"))
+        else:
+            matrix = confusion_matrix(test[1], top1(test[2]), test[2].shape[1])
+    if matrix is not None:
+        charts.append(img(figures.confusion_png(matrix, names, "Keras"), "confusion matrix of the Keras model"))
+    verified = (bundle.verify or {}).get("exports") or {}
+    int8 = {k: v for k, v in verified.items() if v.get("precision") == "int8" and v.get("confusion_matrix")}
+    for key, result in int8.items():
+        charts.append(img(figures.confusion_png(result["confusion_matrix"], names, key),
+                          f"confusion matrix of the {key} model"))
+    if bundle.verify is not None and not int8:
+        parts.append(note(f"no int8 export in {bundle.folder / VERIFY_FILE}; run `edgecnn export` and `edgecnn verify`"))
+    parts.insert(0, f"<div class='grid2'>{''.join(charts)}</div>")
+    parts.append("<h3>Where an export disagrees with Keras</h3>")
+    parts.append(_gallery(bundle, data, verified, names))
+    return "".join(parts)
+
+
+def _label(names: list[str], k: Any) -> str:
+    return names[k] if isinstance(k, int) and 0 <= k < len(names) else str(k)
+
+
+def _gallery(bundle: Bundle, data: Dataset | None, verified: dict, names: list[str]) -> str:
+    if bundle.verify is None:
+        return note(bundle.missing(VERIFY_FILE))
+    if data is None:
+        return note(bundle.missing(TEST_SET))
+    cards, counts = [], []
+    for key, result in verified.items():
+        shown = [d for d in (result.get("disagreements") or [])
+                 if isinstance(d.get("index"), int) and 0 <= d["index"] < len(data.x_test)][:GALLERY_PER_EXPORT]
+        counts.append(f"{key}: {result.get('flipped', len(result.get('disagreements') or []))}")
+        for d in shown[:max(0, GALLERY_MAX - len(cards))]:
+            i = d["index"]
+            cards.append(
+                "<figure class='card'>" + img(figures.thumbnail_png(data.x_test[i]), f"test image {i}") +
+                f"<figcaption><b>{e(key)}</b> #{i} (true {e(_label(names, int(data.y_test[i])))})<br>"
+                f"Keras: {e(_label(names, d.get('reference_label')))} {e(fmt(d.get('reference_prob'), '.0%'))}<br>"
+                f"export: {e(_label(names, d.get('export_label')))} {e(fmt(d.get('export_prob'), '.0%'))}"
+                "</figcaption></figure>")
+    summary = f"<p class='small'>Images whose top class differs from Keras's, per export: {e('; '.join(counts))}.</p>"
+    if not cards:
+        images = next((v.get("images") for v in verified.values() if v.get("images")), "the")
+        return summary + f"<p>No export disagrees with Keras on any of {e(images)} test images.</p>"
+    return summary + f"<div class='gallery'>{''.join(cards)}</div>"
+
+
+def section_samples(bundle: Bundle, data: Dataset | None) -> str:
+    test = _test_set(bundle, data)
+    if isinstance(test, str):
+        return note(test)
+    x, y, probs = test
+    picks = [int(np.flatnonzero(y == k)[0]) for k in range(probs.shape[1]) if (y == k).any()]
+    chart = figures.samples_png(x[picks], probs[picks], y[picks], bundle.class_names)
+    return ("<p>The first test image of each class with the Keras model's probabilities for the "
+            f"{probs.shape[1]} classes (the predicted class in green when right, red when wrong).</p>"
+            + img(chart, "test images with their predicted class probabilities"))
+
+
+SECTIONS: tuple[tuple[str, str, Callable[[Bundle, Dataset | None], str]], ...] = (
+    ("model", "Model", section_model),
+    ("training", "Training", section_training),
+    ("exports", "Exports", section_exports),
+    ("errors", "Errors", section_errors),
+    ("samples", "Samples", section_samples),
+)
+
+
+def headline(bundle: Bundle) -> str:
+    """Test accuracy, how many exports pass, and the fastest export: the three facts people look for first."""
+    rows = export_rows(bundle)
+    accuracy = (bundle.metrics or {}).get("test_accuracy", rows[0].accuracy)
+    exports = [r for r in rows if r.name != "keras"]
+    judged = [r for r in exports if r.passed is not None]
+    failed = [r.name for r in judged if not r.passed]
+    status, css = {None: ("not verified", "unknown"), True: (f"{len(judged)}/{len(judged)} PASS", "pass"),
+                   False: (f"{len(judged) - len(failed)}/{len(judged)} PASS — FAIL: {', '.join(failed)}", "fail")
+                   }[all_passed(rows)]
+    timed = [r for r in exports if r.p50_ms is not None]
+    fastest = min(timed, key=lambda r: r.p50_ms) if timed else None
+    cards = [("test accuracy", fmt(accuracy, ".2%") if accuracy is not None else "—", ""),
+             ("exports verified", status, css),
+             ("fastest export, p50 batch 1", f"{fastest.name}: {fastest.p50_ms:.3f} ms" if fastest else "not benchmarked", "")]
+    params = (bundle.metrics or {}).get("params")
+    if params:
+        cards.append(("parameters", f"{params:,}", ""))
+    return "<div class='headline'>" + "".join(
+        f"<div class='stat {css}'><span>{e(k)}</span><strong>{e(v)}</strong></div>" for k, v, css in cards) + "</div>"
+
+
+STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;margin:0;background:#f5f7fa}
+main{max-width:1180px;margin:0 auto;padding:24px}
+h1{margin:0 0 4px;font-size:26px} h2{border-bottom:2px solid #d9e2ec;padding-bottom:4px;margin-top:36px}
+section{background:#fff;border-radius:8px;padding:4px 20px 20px;margin:18px 0;box-shadow:0 1px 3px #0001}
+nav a{margin-right:14px;color:#1565c0;text-decoration:none}
+.headline{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.stat{background:#fff;border-radius:8px;padding:10px 16px;min-width:180px;box-shadow:0 1px 3px #0002;border-left:6px solid #90a4ae}
+.stat span{display:block;font-size:12px;text-transform:uppercase;color:#52606d}.stat strong{font-size:21px}
+.stat.pass{border-left-color:#2e7d32}.stat.fail{border-left-color:#c62828}.stat.fail strong{color:#c62828}
+table{border-collapse:collapse;font-size:13px;margin:10px 0}
+th,td{padding:4px 7px;border-bottom:1px solid #e4e7eb;text-align:left;white-space:nowrap}
+td.num{text-align:right} th{background:#f0f4f8;white-space:normal;vertical-align:bottom}
+tr.pass td:last-child{color:#2e7d32;font-weight:600} tr.fail td{background:#ffebee} tr.fail td:last-child{color:#c62828;font-weight:700}
+tr.best td,tr.total td{font-weight:600;background:#f0f4f8}
+.split{display:flex;gap:24px;flex-wrap:wrap;align-items:flex-start} img{max-width:100%;height:auto}
+img.arch{max-height:520px} .grid2{display:flex;flex-wrap:wrap;gap:12px}
+.grid2 img{max-width:540px} .gallery{display:flex;flex-wrap:wrap;gap:10px}
+.card{margin:0;background:#f8fafc;border:1px solid #e4e7eb;border-radius:6px;padding:6px;width:150px;font-size:12px}
+.card img{image-rendering:pixelated;width:84px;display:block;margin:0 auto 4px}
+.missing{color:#8d6e00;background:#fff8e1;border-left:4px solid #ffb300;padding:6px 10px}
+.small{font-size:12px;color:#52606d} dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}
+dt{color:#52606d} dd{margin:0} ul.failures{color:#c62828} footer{font-size:12px;color:#52606d;margin-top:24px}
+"""
+
+
+def render(bundle: Bundle, data: Dataset | None) -> str:
+    """The whole page as a string."""
+    sections = []
+    for anchor, title, build in SECTIONS:
+        try:
+            body = build(bundle, data)
+        except (EdgecnnError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            body = note(f"this section could not be drawn from the files in {bundle.folder}: "
+                        f"{type(exc).__name__}: {exc}; rerun `edgecnn pipeline --force` to remake them")
+        sections.append(f"<section id='{anchor}'><h2>{e(title)}</h2>{body}</section>")
+    nav = "".join(f"<a href='#{a}'>{e(t)}</a>" for a, t, _ in SECTIONS)
+    machine = (bundle.metrics or {}).get("machine") or (bundle.bench or {}).get("machine") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in (machine.get("packages") or {}).items() if v)
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><link rel='icon' href='data:,'>"
+        f"<title>edgecnn report: {e(bundle.folder.name)}</title><style>{STYLE}</style></head><body><main>"
+        f"<h1>edgecnn report: {e(bundle.folder.name)}</h1>"
+        f"<p class='small'>{e(bundle.folder)} · made {e(time.strftime('%Y-%m-%d %H:%M'))}</p>"
+        f"{headline(bundle)}<nav>{nav}</nav>{''.join(sections)}"
+        f"<footer>Machine: {e(machine.get('cpu', '?'))}, {e(machine.get('cores', '?'))} cores, "
+        f"{e(machine.get('system', '?'))}, Python {e(machine.get('python', '?'))}. {e(versions)}</footer>"
+        "</main></body></html>\n"
+    )
+
+
+def _dataset(bundle: Bundle, data_dir: str | os.PathLike | None) -> Dataset | None:
+    """The test set the bundle was made with (metrics' data_source), else the usual search path; None if absent."""
+    if data_dir is None:
+        source = (bundle.metrics or {}).get("data_source")
+        data_dir = source if source and Path(source).is_dir() else None
+    try:
+        return load_dataset(data_dir, allow_download=False)
+    except EdgecnnError as exc:
+        bundle.problems[TEST_SET] = f"test set not loaded ({exc})"
+        return None
+
+
+def write_report(folder: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``folder/report.html`` (default: the reference bundle) and return its path."""
+    folder = Path(folder) if folder is not None else default_bundle()
+    if not folder.is_dir():
+        raise EdgecnnError(f"bundle folder {folder} not found" if not folder.exists() else f"{folder} is not a folder")
+    bundle = load_bundle(folder)
+    page = render(bundle, _dataset(bundle, data_dir))
+    return write_text(folder / REPORT_FILE, page)

@@ -1,0 +1,214 @@
+"""What a bundle's result files say, merged into one row per model file.
+
+The report, the pipeline's final table and the README's figures all show the
+same numbers; they read them here, from metrics.json, manifest.json, verify.json
+and bench.json, never from a model runtime. A missing or unreadable file is
+recorded as a one-line problem naming the command that makes it, not raised.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .bench import BENCH_FILE
+from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_PROBS_FILE, read_manifest
+from .data import CLASS_NAMES
+from .errors import EdgecnnError
+from .fileio import read_json
+from .verify import VERIFY_FILE
+
+SUMMARY_FILE = "summary.txt"
+ARCHITECTURE_FILE = "architecture.png"
+TRAINING_FILE = "training.png"
+TEST_SET = "test set"
+#: Which command makes each file, for the "missing" lines.
+MADE_BY = {
+    METRICS_FILE: "edgecnn train", HISTORY_FILE: "edgecnn train", SUMMARY_FILE: "edgecnn summary",
+    TRAINING_FILE: "edgecnn train", ARCHITECTURE_FILE: "edgecnn summary (needs Graphviz)",
+    MODEL_FILE: "edgecnn train", MANIFEST_FILE: "edgecnn export", REFERENCE_PROBS_FILE: "edgecnn export",
+    VERIFY_FILE: "edgecnn verify", BENCH_FILE: "edgecnn bench", TEST_SET: "edgecnn report --data-dir DIR",
+}
+#: Bench modes, in the order their batch-1 latency is preferred for a model's row.
+LATENCY_MODES = ("predictor", "keras.call", "keras.predict", "raw")
+
+
+@dataclass
+class Bundle:
+    """A bundle's result files as read; ``None`` where a file is missing or unreadable (see ``problems``)."""
+
+    folder: Path
+    metrics: dict | None = None
+    history: dict | None = None
+    manifest: dict | None = None
+    verify: dict | None = None
+    bench: dict | None = None
+    summary: str | None = None
+    problems: dict[str, str] = field(default_factory=dict)
+
+    def missing(self, name: str) -> str:
+        """Why ``name`` is not shown and the command that makes it."""
+        why = self.problems.get(name) or f"{name} not found in {self.folder}"
+        return f"{why}; run `{MADE_BY.get(name, 'edgecnn pipeline')}` (or `edgecnn pipeline`) to make it"
+
+    @property
+    def class_names(self) -> list[str]:
+        for source in (self.manifest, self.metrics):
+            if source and isinstance(source.get("class_names"), list):
+                return [str(c) for c in source["class_names"]]
+        return list(CLASS_NAMES)
+
+
+def _json_object(path: Path, what: str) -> dict:
+    value = read_json(path, what=what)
+    if not isinstance(value, dict):
+        raise EdgecnnError(f"{what} {path} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+#: File -> (Bundle attribute, reader).
+READERS: dict[str, tuple[str, Callable[[Path], Any]]] = {
+    METRICS_FILE: ("metrics", lambda p: _json_object(p, "metrics")),
+    HISTORY_FILE: ("history", lambda p: _json_object(p, "history")),
+    MANIFEST_FILE: ("manifest", lambda p: read_manifest(p.parent)),
+    VERIFY_FILE: ("verify", lambda p: _json_object(p, "verify results")),
+    BENCH_FILE: ("bench", lambda p: _json_object(p, "bench results")),
+    SUMMARY_FILE: ("summary", lambda p: p.read_text("utf-8")),
+}
+
+
+def load_bundle(folder: str | os.PathLike) -> Bundle:
+    """Read every result file of the bundle, recording a one-line problem instead of failing."""
+    bundle = Bundle(Path(folder))
+    for name, (attribute, reader) in READERS.items():
+        path = bundle.folder / name
+        if not path.exists():
+            continue
+        try:
+            setattr(bundle, attribute, reader(path))
+        except (EdgecnnError, OSError, UnicodeDecodeError) as exc:
+            bundle.problems[name] = str(exc)
+    return bundle
+
+
+@dataclass
+class ExportRow:
+    """One model file's figures (``None`` = not measured)."""
+
+    name: str
+    file: str | None = None
+    precision: str | None = None
+    bytes: int | None = None
+    accuracy: float | None = None
+    delta_points: float | None = None
+    agreement: float | None = None
+    max_abs_diff: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    images_per_s: float | None = None
+    throughput_batch: int | None = None
+    passed: bool | None = None
+    failures: list[str] = field(default_factory=list)
+
+
+def _bench_rows(results: list[dict], name: str) -> tuple[dict | None, dict | None]:
+    """The batch-1 latency row and the largest-batch throughput row of ``name`` (preferred mode, fewest threads)."""
+    mine = [r for r in results if isinstance(r, dict) and r.get("name") == name]
+    rows = next((chosen for mode in LATENCY_MODES if (chosen := [r for r in mine if r.get("mode") == mode])), mine)
+    if not rows:
+        return None, None
+    rows = sorted(rows, key=lambda r: (r.get("threads") is None, r.get("threads") or 0))
+    latency = next((r for r in rows if r.get("batch_size") == 1), None)
+    widest = max(rows, key=lambda r: r.get("batch_size") or 0)
+    return latency, widest
+
+
+def _ms(result: dict, key: str) -> float | None:
+    value = (result.get("latency_s") or {}).get(key)
+    return None if value is None else 1000.0 * float(value)
+
+
+def export_rows(bundle: Bundle) -> list[ExportRow]:
+    """Keras first, then every export in manifest order (then any that only verify or bench knows)."""
+    manifest_exports = (bundle.manifest or {}).get("exports", {})
+    verified = (bundle.verify or {}).get("exports") or {}
+    results = (bundle.bench or {}).get("results") or []
+    names = list(manifest_exports) + list(verified)
+    names += [r.get("name") for r in results if isinstance(r, dict) and r.get("name") not in ("keras", None)]
+
+    keras = ExportRow("keras", MODEL_FILE, "float32")
+    model_file = bundle.folder / MODEL_FILE
+    keras.bytes = model_file.stat().st_size if model_file.is_file() else None
+    reference = (bundle.verify or {}).get("reference")
+    keras.accuracy = (reference.get("accuracy") if isinstance(reference, dict)
+                      else (bundle.metrics or {}).get("test_accuracy"))
+    rows = [keras]
+    for name in dict.fromkeys(names):
+        entry, check = manifest_exports.get(name) or {}, verified.get(name) or {}
+        rows.append(ExportRow(
+            name, entry.get("file") or check.get("file"), entry.get("precision") or check.get("precision"),
+            entry.get("bytes") or check.get("bytes"), check.get("accuracy"), check.get("accuracy_delta_points"),
+            check.get("agreement"), check.get("max_abs_diff"), passed=check.get("passed"),
+            failures=[str(f) for f in check.get("failures") or []]))
+    for row in rows:
+        latency, widest = _bench_rows(results, row.name)
+        if latency:
+            row.p50_ms, row.p99_ms = _ms(latency, "p50"), _ms(latency, "p99")
+        if widest:
+            row.images_per_s, row.throughput_batch = widest.get("images_per_s"), widest.get("batch_size")
+    return rows
+
+
+def all_passed(rows: list[ExportRow]) -> bool | None:
+    """True when every export passed its gate, False when one failed, None when none was verified."""
+    judged = [r.passed for r in rows if r.name != "keras" and r.passed is not None]
+    return all(judged) if judged else None
+
+
+def format_bytes(size: int | None) -> str:
+    if size is None:
+        return "—"
+    if size >= 1 << 20:
+        return f"{size / (1 << 20):.2f} MB"
+    return f"{size / (1 << 10):.0f} KB" if size >= 1 << 10 else f"{size} B"
+
+
+def fmt(value: Any, spec: str, suffix: str = "") -> str:
+    """``value`` formatted with ``spec``, or a dash when it was not measured."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "—"
+    return f"{value:{spec}}{suffix}"
+
+
+def verdict(row: ExportRow) -> str:
+    if row.name == "keras":
+        return "reference"
+    return "—" if row.passed is None else ("PASS" if row.passed else "FAIL")
+
+
+#: The short table (pipeline's final table, README): header -> cell.
+SHORT_COLUMNS: tuple[tuple[str, Callable[[ExportRow], str]], ...] = (
+    ("model", lambda r: r.name),
+    ("size", lambda r: format_bytes(r.bytes)),
+    ("accuracy", lambda r: fmt(r.accuracy, ".4f")),
+    ("Δ vs Keras", lambda r: "—" if r.name == "keras" else fmt(r.delta_points, "+.2f", " pt")),
+    ("agreement", lambda r: "—" if r.name == "keras" else fmt(r.agreement, ".2%")),
+    ("p50 latency", lambda r: fmt(r.p50_ms, ".3f", " ms")),
+    ("verdict", verdict),
+)
+
+
+def short_table(rows: list[ExportRow]) -> tuple[list[str], list[list[str]]]:
+    return [h for h, _ in SHORT_COLUMNS], [[cell(r) for _, cell in SHORT_COLUMNS] for r in rows]
+
+
+def format_text_table(rows: list[ExportRow]) -> str:
+    """The short table as aligned text (names left, figures right)."""
+    head, body = short_table(rows)
+    widths = [max(len(x) for x in column) for column in zip(head, *body)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 or i == len(cells) - 1 else c.rjust(w)  # noqa: E731
+                                   for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    return "\n".join([line(head), "-" * len(line(head))] + [line(cells) for cells in body])

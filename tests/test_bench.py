@@ -1,0 +1,314 @@
+"""`edgecnn bench`: the harness (statistics on fake runtimes), model facts, result files, options.
+
+Timings are never asserted beyond sanity (> 0): targets are checked by bench/ scripts.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn import bench as lib
+from edgecnn.benchmark.facts import file_facts, keras_facts, liveness_peak
+from edgecnn.benchmark.timing import measure, summarize, time_calls
+from edgecnn.errors import EdgecnnError
+from edgecnn.model import REFERENCE_PARAMS
+
+from .conftest import assert_one_line_error, run_cli
+
+ROW_FIELDS = ("name", "file", "backend", "precision", "mode", "batch_size", "threads", "load_s", "first_inference_s",
+              "latency_s", "images_per_s", "peak_rss_mb", "file_bytes", "params", "macs", "arena_bytes", "accuracy")
+
+
+class FakeRuntime:
+    """A runtime whose calls take known times on a fake clock (exact statistics, no sleeping)."""
+
+    def __init__(self, delays: list[float]) -> None:
+        self.delays = iter(delays)
+        self.now = 0.0
+        self.calls = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self.now += next(self.delays)
+
+
+# --------------------------------------------------------------------------- harness
+
+
+def test_summarize_matches_definitions():
+    samples = [0.001 * i for i in range(1, 101)]  # 1..100 ms
+    stats = summarize(samples)
+    assert stats.p50 == pytest.approx(0.0505)
+    assert stats.p90 == pytest.approx(np.percentile(samples, 90))
+    assert stats.p99 == pytest.approx(np.percentile(samples, 99))
+    assert stats.mean == pytest.approx(0.0505)
+    assert stats.std == pytest.approx(np.std(samples))
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_warmup_is_not_timed_and_every_run_is():
+    # 5 slow warm-up calls (1 s) must not show; then 1 ms x 90 and 10 ms x 10.
+    fake = FakeRuntime([1.0] * 5 + [0.001] * 90 + [0.010] * 10)
+    samples = time_calls(fake, runs=100, warmup=5, clock=fake.clock)
+    assert fake.calls == 105 and len(samples) == 100
+    stats = summarize(samples)
+    assert stats.p50 == pytest.approx(0.001)
+    assert stats.p99 == pytest.approx(0.010)
+    assert stats.mean == pytest.approx((90 * 0.001 + 10 * 0.010) / 100)
+
+
+def test_measure_separates_load_first_call_and_runs():
+    fake = FakeRuntime([0.5] + [0.2] * 3 + [0.004] * 20)  # first call 0.5 s, warm-up 0.2 s, runs 4 ms
+
+    def load():
+        fake.now += 2.0  # loading takes 2 s
+        return fake
+
+    timing = measure(load, batch_size=8, runs=20, warmup=3, clock=fake.clock)
+    assert timing.load_s == pytest.approx(2.0)
+    assert timing.first_inference_s == pytest.approx(0.5)
+    assert timing.latency.p50 == pytest.approx(0.004) and timing.latency.std == pytest.approx(0.0)
+    assert timing.images_per_s == pytest.approx(8 / 0.004)
+
+
+def test_real_sleep_is_measured_within_tolerance():
+    samples = time_calls(lambda: time.sleep(0.005), runs=10, warmup=1)
+    assert 0.004 <= summarize(samples).p50 < 0.1  # generous upper bound: a busy CI machine
+
+
+def test_bad_run_counts_are_refused():
+    with pytest.raises(ValueError):
+        time_calls(lambda: None, runs=0)
+    with pytest.raises(ValueError):
+        time_calls(lambda: None, runs=1, warmup=-1)
+
+
+# --------------------------------------------------------------------------- facts and options
+
+
+def test_liveness_peak_counts_only_tensors_alive_together():
+    # input 0 (10 B) -> op0 -> 1 (100 B) -> op1 -> 2 (20 B) -> op2 -> 3 (5 B, output); 9 is a weight.
+    ops = [([0, 9], [1]), ([1], [2]), ([2], [3])]
+    sizes = {0: 10, 1: 100, 2: 20, 3: 5, 9: 1000}
+    assert liveness_peak(ops, [0], [3], sizes) == 120  # at op1: tensor 1 in, tensor 2 out
+    # a graph input still read by the last op stays alive throughout
+    assert liveness_peak([([0], [1]), ([1, 0], [2])], [0], [2], {0: 7, 1: 3, 2: 1}) == 11
+
+
+@pytest.mark.parametrize("text, option, allow_n, expected", [
+    ("1,32", "--batch-sizes", False, (1, 32)),
+    (" 4 , 4,8", "--batch-sizes", False, (4, 8)),
+    ("1,N", "--threads", True, (1, None)),
+])
+def test_parse_counts(text, option, allow_n, expected):
+    assert lib.parse_counts(text, option, high=4096, allow_n=allow_n) == expected
+
+
+@pytest.mark.parametrize("call, needle", [
+    (lambda: lib.parse_counts("1,x", "--batch-sizes", high=4096), "'x' is not a whole number"),
+    (lambda: lib.parse_counts("N", "--batch-sizes", high=4096), "'N' is not a whole number"),
+    (lambda: lib.parse_counts("0", "--batch-sizes", high=4096), "between 1 and 4,096"),
+    (lambda: lib.parse_count("1.5", "--runs", low=1, high=10), "not a whole number"),
+    (lambda: lib.BenchConfig.checked((1,), (1,), 0, 0), "--runs must be between 1"),
+    (lambda: lib.BenchConfig.checked((5000,), (1,), 1, 0), "--batch-sizes must be between"),
+    (lambda: lib.BenchConfig.checked((1,), (0,), 1, 0), "--threads must be between"),
+    (lambda: lib.BenchConfig.checked((1,), (1,), 1, -1), "--warmup must be between 0"),
+    (lambda: lib.BenchConfig.checked((True,), (1,), 1, 0), "whole number"),
+])
+def test_bad_options_are_one_line_errors(call, needle):
+    with pytest.raises(EdgecnnError, match=needle):
+        call()
+
+
+def test_threads_n_means_all_cores():
+    import os
+
+    assert lib.BenchConfig.checked((1,), (1, None), 1, 0).threads == tuple(dict.fromkeys((1, os.cpu_count())))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--runs", "many"], "--runs: 'many' is not a whole number"),
+    (["--batch-sizes", "1,0"], "--batch-sizes must be between 1 and 4,096"),
+    (["--threads", "two"], "--threads: 'two'"),
+    (["--runs", "2000000"], "--runs must be between 1 and 1,000,000"),
+])
+def test_cli_bad_options_exit_2(args, needle):
+    assert_one_line_error(run_cli("bench", *args), needle, code=2)
+
+
+def test_cli_bad_targets_exit_2(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    assert_one_line_error(run_cli("bench", tmp_path / "missing.tflite"), "missing.tflite not found", code=2)
+    assert_one_line_error(run_cli("bench", tmp_path / "notes.txt"), "unknown model type", code=2)
+    assert_one_line_error(run_cli("bench", tmp_path), "no manifest.json", code=2)
+
+
+def test_compare_refuses_bad_files(tmp_path):
+    good, partial = tmp_path / "good.json", tmp_path / "partial.json"
+    row = {"name": "tflite", "mode": "raw", "batch_size": 1, "threads": 1, "latency_s": {"p50": 1e-4},
+           "images_per_s": 1e4}
+    good.write_text(json.dumps({"results": [row]}))
+    partial.write_text(json.dumps({"results": [{"name": "a"}]}))
+    (tmp_path / "empty.json").write_text("{}")
+    with pytest.raises(EdgecnnError, match="at least two"):
+        lib.compare([good])
+    with pytest.raises(EdgecnnError, match="empty.json is not an edgecnn bench result file"):
+        lib.compare([good, tmp_path / "empty.json"], plot_path=None)
+    with pytest.raises(EdgecnnError, match="not found"):
+        lib.compare([good, tmp_path / "missing.json"], plot_path=None)
+    proc = run_cli("bench", "--compare", good, partial, "--plot", tmp_path / "c.png")
+    assert_one_line_error(proc, "partial.json: result 1 lacks mode, batch_size", code=2)
+
+
+# --------------------------------------------------------------------------- a real run on a tiny model
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory):
+    """A tiny trained reference CNN with its float32 TFLite and ONNX exports."""
+    from edgecnn.export import export_model
+    from edgecnn.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("bench-bundle")
+    train(TrainConfig(out=out, limit=600, epochs=1))
+    export_model(out / "model.keras", formats=["tflite", "onnx"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tiny_bundle, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-out")
+    report = lib.bench([tiny_bundle], batch_sizes=(1,), threads=(1,), runs=20, warmup=2, progress=False,
+                       json_path=out / "copy.json", csv_path=out / "rows.csv", plot_path=out / "chart.png")
+    return report, out
+
+
+def test_every_mode_and_field_is_there(tiny_bundle, tiny_report):
+    report, _ = tiny_report
+    modes = {(r["name"], r["mode"]) for r in report.results}
+    assert modes == {("tflite", "predictor"), ("tflite", "raw"), ("onnx", "predictor"), ("onnx", "raw"),
+                     ("keras", "keras.predict"), ("keras", "keras.call")}
+    for row in report.results:
+        assert set(ROW_FIELDS) <= set(row), set(ROW_FIELDS) - set(row)
+        assert row["load_s"] > 0 and row["first_inference_s"] > 0 and row["images_per_s"] > 0
+        assert all(row["latency_s"][k] > 0 for k in ("p50", "p90", "p99", "mean"))
+        assert row["peak_rss_mb"] > 0 and row["file_bytes"] > 0
+        assert row["params"] == REFERENCE_PARAMS
+        assert row["threads"] == 1 and row["runs"] == 20 and row["warmup"] == 2
+    assert len({r["macs"] for r in report.results}) == 1  # every format describes the same graph
+    assert {r["backend"] for r in report.results} == {"litert", "onnxruntime", "keras"}
+    assert all(r["arena_bytes"] > 0 for r in report.results if r["name"] == "tflite")
+    assert all(r["accuracy"] is not None for r in report.results if r["name"] == "keras")  # from metrics.json
+    assert set(report.ratios) >= {"predictor_overhead:tflite", "predictor_overhead:onnx",
+                                  "keras_predict_vs_fastest", "keras_call_vs_fastest"}
+    assert all(r["value"] > 0 for r in report.ratios.values())
+
+
+def test_results_are_written(tiny_bundle, tiny_report):
+    report, out = tiny_report
+    stored = json.loads((tiny_bundle / "bench.json").read_text())
+    assert set(stored) >= {"machine", "created", "config", "results", "ratios"}
+    assert stored["machine"]["cores"] and stored["machine"]["cpu"]
+    assert stored["config"]["batch_sizes"] == [1] and stored["config"]["runs"] == 20
+    assert "Fashion-MNIST" in stored["config"]["input"] or "random" in stored["config"]["input"]
+    assert json.loads((out / "copy.json").read_text())["results"] == stored["results"]
+    with open(out / "rows.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == len(report.results) and float(rows[0]["latency_p50_s"]) > 0
+    assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "keras.predict" in report.table()
+
+
+def test_compare_merges_two_machines(tiny_bundle, tmp_path):
+    first, second = tmp_path / "laptop.json", tmp_path / "board.json"
+    shutil.copy(tiny_bundle / "bench.json", first)
+    data = json.loads(first.read_text())
+    data["machine"]["cpu"] = "Cortex-A76"
+    second.write_text(json.dumps(data))
+    proc = run_cli("bench", "--compare", first, second, "--plot", tmp_path / "cmp.png", "--csv", tmp_path / "cmp.csv",
+                   "--json", tmp_path / "cmp.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "laptop" in proc.stdout and "board" in proc.stdout
+    merged = json.loads((tmp_path / "cmp.json").read_text())
+    assert [s["label"] for s in merged["sources"]] == ["laptop", "board"]
+    assert merged["sources"][1]["machine"]["cpu"] == "Cortex-A76"
+    assert len(merged["results"]) == 2 * len(data["results"])
+    assert (tmp_path / "cmp.png").stat().st_size > 0 and (tmp_path / "cmp.csv").stat().st_size > 0
+
+
+def test_cli_on_one_file(tiny_bundle, tmp_path):
+    model = tmp_path / "model_fp32.tflite"
+    shutil.copy(tiny_bundle / "model_fp32.tflite", model)  # outside the bundle: named by its file
+    proc = run_cli("bench", model, "--batch-sizes", "1,3", "--threads", "1", "--runs", "5", "--warmup", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert "model_fp32.tflite" in proc.stdout and "predictor_overhead:model_fp32.tflite" in proc.stdout
+    rows = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert [(r["mode"], r["batch_size"]) for r in rows] == [("predictor", 1), ("raw", 1), ("predictor", 3), ("raw", 3)]
+    assert rows[2]["images_per_s"] > 0 and rows[2]["precision"]  # read from the file itself (no manifest)
+
+
+def test_without_tensorflow_keras_rows_are_absent_with_a_note(tiny_bundle, monkeypatch):
+    monkeypatch.setattr(lib, "tensorflow_installed", lambda: False)
+    targets, notes = lib.find_targets([tiny_bundle])
+    assert {t.name for t in targets} == {"tflite", "onnx"}
+    assert any("TensorFlow is not installed" in n for n in notes)
+
+
+def test_facts_agree_across_formats(tiny_bundle):
+    from edgecnn.model import load_model
+
+    tflite, onnx = file_facts(tiny_bundle / "model_fp32.tflite"), file_facts(tiny_bundle / "model_fp32.onnx")
+    keras = keras_facts(load_model(tiny_bundle / "model.keras"))
+    assert tflite.params == onnx.params == keras.params == REFERENCE_PARAMS
+    # conv 28*28*32*9 + conv 14*14*64*288 + dense 3136*100 + dense 100*10
+    assert tflite.macs == onnx.macs == keras.macs == 225_792 + 3_612_672 + 313_600 + 1_000
+    # float32 activations: conv1 out (100,352 B) + pool1 out (25,088 B) alive together at the first pooling
+    assert tflite.arena_bytes == 28 * 28 * 32 * 4 + 14 * 14 * 32 * 4
+
+
+def test_accuracy_comes_from_the_verify_results(tiny_bundle, tmp_path):
+    from edgecnn.bundle import update_manifest
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    update_manifest(bundle, lambda m: m["exports"]["onnx"].update(verify={"accuracy": 0.875}))
+    accuracy = {t.name: t.accuracy for t in lib.find_targets([bundle])[0]}
+    assert accuracy["onnx"] == 0.875 and accuracy["tflite"] is None
+
+
+def test_same_images_for_every_runtime(tmp_path):
+    images, described = lib.bench_images(5, (28, 28, 1), data_dir=tmp_path)  # no dataset there: seeded random
+    again, _ = lib.bench_images(5, (28, 28, 1), data_dir=tmp_path)
+    assert images.dtype == np.uint8 and images.shape == (5, 28, 28, 1) and "random" in described
+    assert np.array_equal(images, again)
+    other, described = lib.bench_images(2, (32, 32, 3))
+    assert other.shape == (2, 32, 32, 3) and "random" in described
+
+
+def test_a_time_budget_stops_slow_cases_but_keeps_a_minimum():
+    from edgecnn.benchmark.timing import MIN_BUDGET_RUNS
+
+    fake = FakeRuntime([1.0] * 1000)  # 1 s per call, 10 s budget: stops at the minimum number of runs
+    assert len(time_calls(fake, runs=1000, max_seconds=10, clock=fake.clock)) == MIN_BUDGET_RUNS
+    fake = FakeRuntime([0.001] * 1000)  # fast calls: all runs fit in the budget
+    assert len(time_calls(fake, runs=1000, max_seconds=10, clock=fake.clock)) == 1000
+
+
+def test_alternating_calls_are_timed_separately():
+    from edgecnn.benchmark.timing import time_alternating
+
+    now = [0.0]
+    slow = lambda: now.__setitem__(0, now[0] + 0.003)  # noqa: E731
+    fast = lambda: now.__setitem__(0, now[0] + 0.001)  # noqa: E731
+    a, b = time_alternating([slow, fast], runs=10, warmup=2, clock=lambda: now[0])
+    assert np.allclose(a, 0.003) and np.allclose(b, 0.001)

@@ -1,0 +1,107 @@
+"""Concurrency and load: one Predictor shared by 8 threads, and concurrent manifest writers.
+
+Each backend runs in a fresh process (no TensorFlow in it for ONNX and TFLite),
+so its resident memory is the Predictor's own and a leak of a few hundred bytes
+per call would show against the 10% bound.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+from .test_bad_input import shared_bundle
+
+THREADS = 8
+TOTAL = 20_000
+WARM = 1_000  # memory is measured after the first WARM predictions and after all TOTAL
+
+# Runs in a child process: python -c LOAD_TEST <model> <batch> <total> <threads>
+LOAD_TEST = r"""
+import json, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from edgecnn.runtime import Predictor
+
+path, batch, total, threads, warm = sys.argv[1], *map(int, sys.argv[2:6])
+calls, warm_calls = total // batch, warm // batch
+pool_size = 256
+images = np.random.default_rng(0).integers(0, 256, (pool_size * batch, 28, 28), dtype=np.uint8)
+chunks = [images[i * batch:(i + 1) * batch] for i in range(pool_size)]
+predictor = Predictor.load(path, threads=1)
+expected = [predictor.predict(chunk) for chunk in chunks]  # sequential, one call per chunk
+
+def rss_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+def work(calls_range):
+    bad = 0
+    for i in calls_range:
+        out = predictor.predict(chunks[i % pool_size])
+        bad += not np.array_equal(out, expected[i % pool_size])
+    return bad
+
+def run(first, last):
+    # each thread takes every THREADS-th call, so all threads are busy for the whole range
+    with ThreadPoolExecutor(threads) as ex:
+        return sum(ex.map(work, [range(first + t, last, threads) for t in range(threads)]))
+
+started = time.perf_counter()
+mismatches = run(0, warm_calls)
+rss_warm = rss_kb()
+mismatches += run(warm_calls, calls)
+seconds = time.perf_counter() - started
+print(json.dumps({"mismatches": mismatches, "predictions": calls * batch, "calls": calls,
+                  "rss_warm_kb": rss_warm, "rss_end_kb": rss_kb(), "seconds": seconds,
+                  "backend": predictor.backend, "precision": predictor.precision}))
+"""
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    return shared_bundle(tmp_path_factory)
+
+
+# Keras: one call costs ~1 ms of TensorFlow overhead, so it gets the same 20,000 images in batches of 10
+# (2,000 calls); the three edge runtimes get 20,000 batch-1 calls.
+BACKENDS = [("model_fp32.onnx", 1), ("model_fp32.tflite", 1), ("model_int8.tflite", 1), ("model.keras", 10)]
+
+
+@pytest.mark.parametrize("file, batch", BACKENDS, ids=[f for f, _ in BACKENDS])
+def test_shared_predictor_under_8_threads(bundle, file, batch):
+    proc = subprocess.run([sys.executable, "-c", LOAD_TEST, str(bundle / file), str(batch), str(TOTAL),
+                           str(THREADS), str(WARM)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"{file}: {result}")
+    assert result["predictions"] == TOTAL
+    assert result["mismatches"] == 0, f"{result['mismatches']} of {result['calls']} calls differ from sequential calls"
+    growth = result["rss_end_kb"] / result["rss_warm_kb"] - 1
+    assert growth <= 0.10, f"resident memory grew {100 * growth:.1f}% after the first {WARM} predictions: {result}"
+
+
+# ------------------------------------------------------------- manifest writers
+
+WRITER = r"""
+import sys
+from edgecnn.bundle import update_manifest
+folder, who, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for i in range(count):
+    update_manifest(folder, lambda m, key=f"{who}-{i}": m.setdefault("notes", {}).update({key: i}))
+"""
+
+
+def test_concurrent_manifest_updates_lose_nothing(tmp_path):
+    """4 processes x 25 read-modify-writes of one manifest: all 100 changes are there, no temp file left."""
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), f"p{n}", "25"], cwd=REPO,
+                              stderr=subprocess.PIPE, text=True) for n in range(4)]
+    for proc in procs:
+        assert proc.wait(120) == 0, proc.stderr.read()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert len(manifest["notes"]) == 100
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".edgecnn-tmp-")] == []

@@ -1,0 +1,361 @@
+"""`edgecnn export`: the six files and the manifest, their contents, atomicity and bad input."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, read_manifest
+from edgecnn.errors import EXIT_FAILED, EdgecnnError
+from edgecnn.export import ALL, FORMATS, export_model, resolve_formats
+from edgecnn.export.source import read_calibration_npz
+from edgecnn.fileio import TMP_PREFIX, sha256_file
+
+from .conftest import assert_one_line_error, needs_real_data, run_cli
+
+EXPECTED_FILES = {"tflite": "model_fp32.tflite", "tflite-fp16": "model_fp16.tflite",
+                  "tflite-dynamic": "model_dynamic.tflite", "tflite-int8": "model_int8.tflite",
+                  "onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx"}
+OTHER_SHAPE, OTHER_CLASSES = (32, 32, 3), 5
+
+
+def run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
+    """Whole batch at once (the files have a dynamic batch); int8 tensors quantized with their own parameters."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    interpreter.resize_tensor_input(inp["index"], list(x.shape))
+    interpreter.allocate_tensors()
+    if inp["dtype"] == np.int8:
+        scale, zero = inp["quantization"]
+        x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+    interpreter.set_tensor(inp["index"], x)
+    interpreter.invoke()
+    y = interpreter.get_tensor(out["index"])
+    if out["dtype"] == np.int8:
+        scale, zero = out["quantization"]
+        y = (y.astype(np.float32) - zero) * scale
+    return y
+
+
+def run_export(path: Path, x: np.ndarray) -> np.ndarray:
+    return run_onnx(path, x) if path.suffix == ".onnx" else run_tflite(path, x)
+
+
+def tmp_files(folder: Path) -> list[Path]:
+    return list(folder.glob(TMP_PREFIX + "*"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    from edgecnn.train import TrainConfig, train
+
+    return train(TrainConfig(out=tmp_path_factory.mktemp("train"), limit=600, epochs=1)).model_path
+
+
+@pytest.fixture(scope="module")
+def bundle(trained, tmp_path_factory) -> tuple[Path, object]:
+    folder = tmp_path_factory.mktemp("bundle")
+    model = Path(shutil.copy(trained, folder / MODEL_FILE))
+    progress = []
+    result = export_model(model, on_progress=lambda name, stage: progress.append((name, stage)))
+    assert progress == [("reference", "start"), ("reference", "done")] + [
+        (name, stage) for name in EXPECTED_FILES for stage in ("start", "done")]
+    return folder, result
+
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory) -> tuple[Path, Path, object]:
+    """A user's own classifier: 32x32x3 colour images, 5 classes, calibration and test images in a .npz."""
+    from edgecnn import tfquiet
+    from edgecnn.model import save_model
+
+    keras = tfquiet.keras()
+    keras.utils.set_random_seed(1)
+    layers = keras.layers
+    net = keras.Sequential([keras.Input(OTHER_SHAPE), layers.Conv2D(8, 3, strides=2), layers.BatchNormalization(),
+                            layers.ReLU(), layers.GlobalAveragePooling2D(), layers.Dense(OTHER_CLASSES, activation="softmax")])
+    folder = tmp_path_factory.mktemp("other")
+    model = save_model(net, folder / "mine.keras")
+    rng = np.random.default_rng(0)
+    npz = folder / "images.npz"
+    np.savez(npz, x=rng.integers(0, 256, (64, *OTHER_SHAPE), dtype=np.uint8),
+             x_test=rng.random((40, *OTHER_SHAPE), dtype=np.float32), y_test=rng.integers(0, OTHER_CLASSES, 40),
+             class_names=np.array(["a", "b", "c", "d", "e"]))
+    result = export_model(model, out=folder / "exports", calibration_samples=32, calibration_data=npz)
+    return folder, model, result
+
+
+def test_registry_names_files_and_all():
+    assert {name: fmt.file for name, fmt in FORMATS.items()} == EXPECTED_FILES
+    assert {fmt.runtime for fmt in FORMATS.values()} == {"litert", "onnxruntime"}
+    assert [f.name for f in resolve_formats([ALL])] == list(EXPECTED_FILES)
+    assert [f.name for f in resolve_formats(["onnx-int8", "tflite", "onnx-int8"])] == ["tflite", "onnx-int8"]
+    with pytest.raises(EdgecnnError, match="unknown export format onnx-fp8"):
+        resolve_formats(["onnx-fp8"])
+
+
+@needs_real_data
+def test_writes_six_files_and_a_manifest_that_describes_them(bundle):
+    folder, result = bundle
+    manifest = read_manifest(folder)
+    source_sha = sha256_file(folder / MODEL_FILE)
+    assert result.manifest_path == folder / MANIFEST_FILE and not tmp_files(folder)
+    assert [e.format for e in result.entries] == list(EXPECTED_FILES)
+    assert manifest["model"] == {"file": MODEL_FILE, "sha256": source_sha, "input_shape": [28, 28, 1], "classes": 10}
+    assert manifest["class_names"][0] == "T-shirt/top" and len(manifest["class_names"]) == 10
+    assert manifest["preprocessing"] == {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "background": "dark"}
+    assert set(manifest["exports"]) == set(EXPECTED_FILES)
+    for name, entry in manifest["exports"].items():
+        path = folder / EXPECTED_FILES[name]
+        assert entry["file"] == path.name and entry["format"] == name
+        assert entry["bytes"] == path.stat().st_size > 0 and entry["sha256"] == sha256_file(path)
+        assert entry["runtime"] == FORMATS[name].runtime and entry["precision"] == FORMATS[name].precision
+        assert entry["source_sha256"] == source_sha
+        assert datetime.fromisoformat(entry["created"]).utcoffset().total_seconds() == 0
+        assert entry["versions"]["tensorflow"] and entry["versions"]["onnxruntime"] and entry["versions"]["ai-edge-litert"]
+        assert entry["class_names"] == manifest["class_names"] and entry["preprocessing"] == manifest["preprocessing"]
+        assert entry["inputs"][0]["shape"] == [None, 28, 28, 1] and entry["outputs"][0]["shape"] == [None, 10]
+        assert entry["seconds"] >= 0
+    assert manifest["exports"]["onnx"]["opset"] == 17
+    assert manifest["exports"]["onnx-int8"]["quantization"] == {
+        "quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8", "per_channel": True,
+        "calibrate_method": "MinMax", "float_stem": True,
+        "float_nodes": manifest["exports"]["onnx-int8"]["quantization"]["float_nodes"]}
+    for name in ("tflite-int8", "onnx-int8"):
+        assert manifest["exports"][name]["calibration"]["images"] == 500
+
+
+@needs_real_data
+def test_reference_probabilities_are_the_keras_ones_on_the_test_set(bundle, trained):
+    from edgecnn.data import load_dataset, to_model_input
+    from edgecnn.model import load_model
+
+    folder, result = bundle
+    reference = read_manifest(folder)["reference"]
+    probs, labels = np.load(folder / REFERENCE_PROBS_FILE), np.load(folder / REFERENCE_LABELS_FILE)
+    assert probs.dtype == np.float32 and probs.shape == (10_000, 10) and labels.dtype == np.uint8
+    assert reference["probs_sha256"] == sha256_file(folder / REFERENCE_PROBS_FILE)
+    assert reference["images"] == 10_000 and reference["keras_accuracy"] == pytest.approx(np.mean(probs.argmax(1) == labels))
+    data = load_dataset()
+    assert np.array_equal(labels, data.y_test)
+    keras_probs = load_model(trained)(to_model_input(data.x_test[:50]), training=False).numpy()
+    np.testing.assert_allclose(probs[:50], keras_probs, atol=1e-6)
+
+
+@needs_real_data
+def test_onnx_passes_checker_with_named_dynamic_batch_and_metadata(bundle):
+    import onnx
+
+    folder, _ = bundle
+    for name in ("onnx", "onnx-int8"):
+        model = onnx.load(str(folder / EXPECTED_FILES[name]))
+        onnx.checker.check_model(model, full_check=True)
+        (inp,), (out,) = model.graph.input, model.graph.output
+        assert inp.name == "input" and out.name == "probabilities"
+        batch = inp.type.tensor_type.shape.dim[0]
+        assert batch.dim_param and not batch.HasField("dim_value")
+        meta = {p.key: p.value for p in model.metadata_props}
+        assert json.loads(meta["class_names"])[9] == "Ankle boot"
+        assert json.loads(meta["preprocessing"])["background"] == "dark"
+
+
+@needs_real_data
+def test_tflite_int8_takes_and_returns_int8(bundle):
+    from ai_edge_litert.interpreter import Interpreter
+
+    folder, _ = bundle
+    interpreter = Interpreter(model_path=str(folder / "model_int8.tflite"))
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
+    entry = read_manifest(folder)["exports"]["tflite-int8"]
+    assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "int8"
+    assert entry["inputs"][0]["quantization"]["scale"] == pytest.approx(inp["quantization"][0])
+    assert entry["inputs"][0]["quantization"]["zero_point"] == inp["quantization"][1]
+
+
+@needs_real_data
+def test_exports_predict_like_keras_on_a_batch(bundle):
+    """Float exports match the Keras probabilities; fp16/dynamic/int8 stay close. 300 images in one batch."""
+    from edgecnn.data import load_dataset, to_model_input
+
+    folder, _ = bundle
+    x = to_model_input(load_dataset().x_test[:300])
+    keras = np.load(folder / REFERENCE_PROBS_FILE)[:300]
+    tolerance = {"float32": 1e-4, "float16": 1e-2, "dynamic": 0.1, "int8": 0.2}
+    for name, file in EXPECTED_FILES.items():
+        probs = run_export(folder / file, x)
+        assert probs.shape == keras.shape, name
+        assert np.abs(probs - keras).max() <= tolerance[FORMATS[name].precision], name
+        agreement = np.mean(probs.argmax(1) == keras.argmax(1))
+        assert agreement >= (1.0 if FORMATS[name].precision == "float32" else 0.95), (name, agreement)
+
+
+@needs_real_data
+def test_reexporting_one_format_keeps_the_other_entries(bundle, tmp_path):
+    folder = Path(shutil.copytree(bundle[0], tmp_path / "b"))
+    before = read_manifest(folder)
+    result = export_model(folder / MODEL_FILE, formats=["tflite-dynamic"])
+    after = read_manifest(folder)
+    assert [e.format for e in result.entries] == ["tflite-dynamic"]
+    assert set(after["exports"]) == set(EXPECTED_FILES)
+    for name in EXPECTED_FILES:
+        if name != "tflite-dynamic":
+            assert after["exports"][name] == before["exports"][name]
+    assert after["exports"]["tflite-dynamic"]["created"] >= before["exports"]["tflite-dynamic"]["created"]
+    assert after["exports"]["tflite-dynamic"]["sha256"] == sha256_file(folder / "model_dynamic.tflite")
+    assert result.notes == []
+
+
+@needs_real_data
+def test_a_failing_exporter_leaves_earlier_files_and_manifest_consistent(bundle, tmp_path, monkeypatch):
+    folder = Path(shutil.copytree(bundle[0], tmp_path / "b"))
+    before = read_manifest(folder)
+    for name in ("tflite", "tflite-int8"):  # gone before the run: this run must write them again
+        (folder / EXPECTED_FILES[name]).unlink()
+    onnx_bytes = (folder / "model_fp32.onnx").read_bytes()
+
+    def crash(source, path):
+        path.write_bytes(b"half an onnx file")
+        raise RuntimeError("converter crashed\nsecond line")
+
+    monkeypatch.setitem(FORMATS, "onnx", dataclasses.replace(FORMATS["onnx"], func=crash))
+    with pytest.raises(EdgecnnError) as error:
+        export_model(folder / MODEL_FILE)
+    assert error.value.exit_code == EXIT_FAILED
+    message = str(error.value)
+    assert "onnx export" in message and "converter crashed" in message and "\n" not in message
+    assert "already written: tflite, tflite-fp16, tflite-dynamic, tflite-int8" in message
+    assert not tmp_files(folder)
+    assert (folder / "model_fp32.onnx").read_bytes() == onnx_bytes
+    after = read_manifest(folder)
+    assert after["exports"]["onnx"] == before["exports"]["onnx"]
+    assert after["exports"]["onnx-int8"] == before["exports"]["onnx-int8"]
+    for name, entry in after["exports"].items():
+        assert sha256_file(folder / entry["file"]) == entry["sha256"], name
+    assert after["exports"]["tflite"]["created"] >= before["exports"]["tflite"]["created"]
+
+
+@needs_real_data
+def test_other_input_shape_exports_with_calibration_npz(other):
+    folder, model_path, result = other
+    out = folder / "exports"
+    manifest = read_manifest(out)
+    assert [e.format for e in result.entries] == list(EXPECTED_FILES)
+    assert manifest["model"]["input_shape"] == list(OTHER_SHAPE) and manifest["model"]["classes"] == OTHER_CLASSES
+    assert manifest["model"]["file"] == "../mine.keras"
+    assert manifest["class_names"] == ["a", "b", "c", "d", "e"]
+    assert manifest["preprocessing"] == {"height": 32, "width": 32, "channels": 3, "scale": 1 / 255, "background": None}
+    assert manifest["exports"]["tflite-int8"]["inputs"][0]["shape"] == [None, *OTHER_SHAPE]
+    assert manifest["exports"]["onnx-int8"]["calibration"]["images"] == 32
+    assert manifest["reference"]["images"] == 40 and np.load(out / REFERENCE_PROBS_FILE).shape == (40, OTHER_CLASSES)
+    x = np.random.default_rng(1).random((4, *OTHER_SHAPE), dtype=np.float32)
+    from edgecnn.model import load_model
+
+    keras = load_model(model_path)(x, training=False).numpy()
+    for name in ("tflite", "onnx"):
+        np.testing.assert_allclose(run_export(out / EXPECTED_FILES[name], x), keras, atol=1e-4)
+    assert run_export(out / "model_int8.tflite", x).shape == (4, OTHER_CLASSES)
+
+
+@needs_real_data
+def test_other_input_shape_without_calibration_images_fails_before_writing(other, tmp_path):
+    _, model_path, _ = other
+    with pytest.raises(EdgecnnError, match="--calibration-data"):
+        export_model(model_path, formats=["tflite", "onnx-int8"], out=tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    result = export_model(model_path, formats=["onnx"], out=tmp_path / "y")  # float32 needs no images
+    assert [e.format for e in result.entries] == ["onnx"]
+    assert any("reference probabilities not saved" in note for note in result.notes)
+
+
+def test_calibration_npz_is_checked(tmp_path):
+    bad_key = tmp_path / "a.npz"
+    np.savez(bad_key, images=np.zeros((3, 28, 28), np.uint8))
+    with pytest.raises(EdgecnnError, match=r"a\.npz has no array 'x' or 'x_train' \(found: images\)"):
+        read_calibration_npz(bad_key, (28, 28, 1), 10)
+    wrong_shape = tmp_path / "b.npz"
+    np.savez(wrong_shape, x_train=np.zeros((3, 32, 32, 3), np.uint8))
+    with pytest.raises(EdgecnnError, match=r"b\.npz: array 'x_train': expected a batch of shape"):
+        read_calibration_npz(wrong_shape, (28, 28, 1), 10)
+    bad_labels = tmp_path / "c.npz"
+    np.savez(bad_labels, x=np.zeros((3, 28, 28), np.uint8), x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.array([0, 12]))
+    with pytest.raises(EdgecnnError, match="labels outside 0..9"):
+        read_calibration_npz(bad_labels, (28, 28, 1), 10)
+    text = tmp_path / "d.npz"
+    text.write_text("not numpy")
+    with pytest.raises(EdgecnnError, match="not a .npz file"):
+        read_calibration_npz(text, (28, 28, 1), 10)
+    ok = tmp_path / "e.npz"
+    np.savez(ok, x=np.full((3, 28, 28, 1), 0.5, np.float32))
+    assert read_calibration_npz(ok, (28, 28, 1), 10).calibration.shape == (3, 28, 28, 1)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--model", "{tmp}/missing.keras"], "missing.keras not found"),
+    (["--model", "{tmp}/fake.keras"], "fake.keras is not a valid .keras file"),
+    (["--model", "{tmp}/notes.txt"], "notes.txt is not a Keras model"),
+    (["--model", "{model}", "--format", "tflite-int4"], "'tflite-int4' is not one of"),
+    (["--model", "{model}", "--calibration-samples", "0"], "--calibration-samples must be at least 1, got 0"),
+    (["--model", "{model}", "--opset", "7"], "--opset must be between 13 and 18"),
+    (["--model", "{model}", "--out", "{tmp}/notes.txt/sub", "--format", "tflite"], "cannot write to output folder"),
+    (["--model", "{model}", "--format", "onnx-int8", "--calibration-data", "{tmp}/notes.txt"], "not a .npz file"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
+    (tmp_path / "fake.keras").write_bytes(b"not a zip")
+    (tmp_path / "notes.txt").write_text("hello")
+    model = tmp_path / "real.keras"
+    if "{model}" in args:
+        from edgecnn.model import build_model, save_model
+
+        save_model(build_model(), model)
+    proc = run_cli("export", *[a.format(tmp=tmp_path, model=model) for a in args], cwd=tmp_path)
+    assert_one_line_error(proc, needle, code=2)
+    assert not tmp_files(tmp_path)
+
+
+@needs_real_data
+def test_cli_prints_progress_and_a_table(trained, tmp_path):
+    model = Path(shutil.copy(trained, tmp_path / MODEL_FILE))
+    proc = run_cli("export", "--model", model, "--format", "tflite", "--format", "onnx", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "[1/2] exporting tflite -> model_fp32.tflite" in proc.stderr
+    assert "[2/2] exporting onnx -> model_fp32.onnx" in proc.stderr
+    assert "W0000" not in proc.stderr and "tensorflow" not in proc.stderr.lower()  # TF's noise is hidden
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["format", "file", "size", "seconds"]
+    assert lines[2].split()[:2] == ["tflite", "model_fp32.tflite"] and lines[3].split()[:2] == ["onnx", "model_fp32.onnx"]
+    assert f"manifest -> {model.parent / MANIFEST_FILE}" in proc.stdout
+
+
+def testapply_float_stem_rewrite_keeps_the_float_model_identical(bundle, tmp_path):
+    """The Conv->Relu->MaxPool stem reordered to Conv->MaxPool->Relu computes the same numbers."""
+    from edgecnn.export.onnx import apply_float_stem
+
+    folder, _ = bundle
+    rewritten = Path(shutil.copy(folder / "model_fp32.onnx", tmp_path / "stem.onnx"))
+    stem = apply_float_stem(rewritten)
+    assert [name.rsplit("/", 1)[-1] for name in stem] == ["BiasAdd", "MaxPool2d", "Relu"]
+    x = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(run_onnx(rewritten, x), run_onnx(folder / "model_fp32.onnx", x), atol=1e-6)
+    entry = read_manifest(folder)["exports"]["onnx-int8"]["quantization"]
+    assert entry["float_nodes"] == stem
+
+
+def testapply_float_stem_is_left_alone_where_the_rewrite_does_not_apply(other):
+    """A first conv followed by BatchNorm (not Relu->MaxPool) is quantized like the rest."""
+    _, _, result = other
+    entry = read_manifest(result.manifest_path.parent)["exports"]["onnx-int8"]["quantization"]
+    assert entry["float_nodes"] == []
