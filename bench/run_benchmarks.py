@@ -124,15 +124,18 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
             continue
         a, b, detail = operands(key)
         add(Target(label, goal, True), ratios[key]["value"], detail,
-            lambda a=a, b=b: (f"int8 saves {seconds(b - a)} of {seconds(b)} per image; at batch 1 this "
-                              f"{_macs(report)} model's fixed per-call costs (runtime dispatch, input "
-                              "quantization, Python) are a large share of both"))
+            lambda a=a, b=b, key=key: (f"int8 saves only {seconds(b - a)} of {seconds(b)} per image"
+                                       + ("; the per-node profile below shows which layers gain and which lose"
+                                          if key.endswith("onnxruntime") else "")))
     for key in [k for k in ratios if k.startswith("predictor_overhead:")]:
         a, b, detail = operands(key)
+        prepare = (ratios[key].get("paired_p50_s") or {}).get("prepare")
         add(Target(f"Predictor p50 vs raw runtime call: {key.split(':', 1)[1]} (batch 1, 1 thread)", 1.10, True),
             ratios[key]["value"], detail + " (alternating calls)",
-            lambda a=a, b=b: (f"the Predictor adds {seconds(a - b)} per call (uint8 -> native input, output "
-                              f"dequantization, Python calls) to a {seconds(b)} runtime call"))
+            lambda a=a, b=b, prepare=prepare: (
+                f"the Predictor adds {seconds(a - b)} per call to a {seconds(b)} runtime call; converting the uint8 "
+                f"image to the model's input (`Predictor.prepare`, timed alone in the same rounds) takes "
+                f"{seconds(prepare)}, the rest is output conversion and Python calls"))
     speedup = Target("Fastest export vs Keras model.predict on one image (speed-up)", 500, False)
     if "keras_predict_vs_fastest" in ratios:
         a, b, detail = operands("keras_predict_vs_fastest")
@@ -150,13 +153,37 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
     return rows
 
 
-def _macs(report: lib.BenchReport) -> str:
-    macs = next((r["macs"] for r in report.results if r.get("macs")), None)
-    return f"{macs / 1e6:.1f} M-MAC" if macs else "small"
+def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, float]]:
+    """(op type, node, median µs) per executed node, from ONNX Runtime's own profiler (batch 1, 1 thread)."""
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgecnn.runtime import Predictor
+
+    with tempfile.TemporaryDirectory(prefix="edgecnn-ortprof-") as tmp:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        x = Predictor.load(path).prepare(lib.bench_images(1, tuple(session.get_inputs()[0].shape[1:]))[0])
+        feed = {session.get_inputs()[0].name: x}
+        for _ in range(runs):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    per_node: dict[tuple[str, str], list[float]] = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node.setdefault((e["args"]["op_name"], e["name"][: -len("_kernel_time")]), []).append(e["dur"])
+    return [(op, node, float(np.median(d))) for (op, node), d in per_node.items()]
 
 
 def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targets: list[dict[str, Any]],
-                  load: tuple[tuple[float, ...], tuple[float, ...]], command: str, prepared: list[str]) -> Path:
+                  load: tuple[tuple[float, ...], tuple[float, ...]], command: str, prepared: list[str],
+                  profiles: dict[str, list[tuple[str, str, float]]]) -> Path:
     m = report.machine
     packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
     lines = [
@@ -195,6 +222,14 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
     for name, c in cold.items():
         what = "edgecnn --version" if name == "--version" else f"edgecnn predict one.png --model {name}"
         lines.append(f"| `{what}` | {c['median_s']:.2f} s | {', '.join(f'{t:.2f}' for t in c['runs_s'])} |")
+    if profiles:
+        lines += ["", "## Where ONNX Runtime spends its time", "",
+                  "Per-node medians from ONNX Runtime's profiler (batch 1, 1 thread, after its graph optimizations; "
+                  "the profiler's resolution is 1 µs and it adds its own overhead, so totals exceed the p50 above)."]
+        for name, nodes in profiles.items():
+            lines += ["", f"`{name}`: {sum(t for _, _, t in nodes):.0f} µs in {len(nodes)} nodes", "",
+                      "| op | node | µs |", "|---|---|---|"]
+            lines += [f"| {op} | {node} | {t:.0f} |" for op, node, t in nodes]
     notes = report.notes + prepared
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
@@ -243,10 +278,14 @@ def main(argv: list[str] | None = None) -> int:
     cold = cold_start(args.bundle, args.cold_repeats)
     load_end = _loadavg()
     targets = evaluate(report, cold)
+    listed = read_manifest(args.bundle)["exports"]
+    profiles = {listed[k]["file"]: onnx_node_profile(args.bundle / listed[k]["file"]) for k in ("onnx", "onnx-int8")
+                if k in listed}
     command = "python bench/run_benchmarks.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     write_json(args.out / "results.json", {**report.to_dict(), "cold_start": cold, "targets": targets,
+                                           "onnx_node_profile_us": profiles,
                                            "load_average": {"start": load_start, "end": load_end}})
-    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared)
+    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles)
     print(report.table())
     for t in targets:
         print(f"{'PASS' if t['passed'] else 'MISS'}  {t['target']}: {_x(t['measured'])} (goal {t['goal']})")

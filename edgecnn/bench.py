@@ -385,7 +385,8 @@ def compute_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {"value": pa / pb if pb else None, "meaning": meaning, "batch_size": batch, "threads": threads,
                 "method": "alternating calls in one process" if paired else "each in its own process",
                 "a": {"name": a["name"], "mode": a["mode"], "p50_s": pa},
-                "b": {"name": b["name"], "mode": b["mode"], "p50_s": pb}}
+                "b": {"name": b["name"], "mode": b["mode"], "p50_s": pb},
+                **({"paired_p50_s": paired} if paired else {})}
 
     ratios: dict[str, dict[str, Any]] = {}
     for (name, mode), row in by.items():

@@ -107,6 +107,7 @@ def summary(model_path, out, unsafe) -> None:
 
 
 from .export import ALL as ALL_FORMATS, FORMATS as EXPORT_FORMATS  # noqa: E402  (light: imports no TensorFlow)
+from .runtime.base import MAX_THREADS  # noqa: E402  (light: numpy only)
 
 
 @cli.command()
@@ -200,7 +201,8 @@ def report(folder, data_dir, readme) -> None:
               help="Invert images so the garment is light on dark (auto: decide from the border).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.option("--plot", type=PathArg, default=None, help="Write a bar chart of class probabilities (one panel per image).")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Runtime threads (default: the runtime's).")
+@click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
+              help="Runtime threads (default: the runtime's).")
 @click.pass_context
 def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> None:
     """Classify IMAGES (files, or folders of images) with an exported model. Exit 1 when any image failed."""
@@ -213,6 +215,7 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
     from .predict import predict_paths
 
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # huge images get our own one-line error
+    warnings.filterwarnings("ignore", module=r"PIL\.")  # e.g. "Corrupt EXIF data": the image's own line says enough
     report = predict_paths(images, model=model_path, top_k=top_k, invert={"yes": True, "no": False}.get(invert, "auto"),
                            threads=threads, plot=plot)
     for note in report.notes:

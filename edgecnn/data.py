@@ -110,11 +110,13 @@ def load_from_dir(folder: str | os.PathLike) -> Dataset:
 def load_dataset(data_dir: str | os.PathLike | None = None, *, allow_download: bool = True) -> Dataset:
     """Find and load Fashion-MNIST.
 
-    An explicit ``data_dir`` that lacks the files is an error (the user asked for
-    it); otherwise the search goes on to the environment variable, the Debian
-    package folder and finally Keras's downloader.
+    An explicit ``data_dir`` or ``$EDGECNN_DATA_DIR`` that lacks the files is an
+    error (the user asked for it: silently training on other data would surprise);
+    otherwise the search goes on to the Debian package folder and finally Keras's
+    downloader.
     """
     looked = []
+    explicit = {Path(p) for p in (data_dir, os.environ.get(ENV_VAR)) if p}
     for folder in candidate_dirs(data_dir):
         present = [name for name in FILES.values() if (folder / name).is_file()]
         if len(present) == len(FILES):
@@ -122,11 +124,12 @@ def load_dataset(data_dir: str | os.PathLike | None = None, *, allow_download: b
         state = "missing" if not folder.exists() else ("not a folder" if not folder.is_dir() else
                                                      f"{len(present)} of {len(FILES)} files")
         looked.append(f"{folder} ({state})")
-        if data_dir and folder == Path(data_dir):
+        if folder in explicit:
             lacking = [str(folder / name) + (" is a folder" if (folder / name).is_dir() else " not found")
                        for name in FILES.values() if name not in present]
             detail = f"; {', '.join(lacking)}" if present else f"; expected {', '.join(FILES.values())}"
-            raise DataError(f"data folder {folder} does not hold the Fashion-MNIST IDX files ({state}{detail})")
+            origin = f"${ENV_VAR}" if not data_dir or folder != Path(data_dir) else "data folder"
+            raise DataError(f"{origin} {folder} does not hold the Fashion-MNIST IDX files ({state}{detail})")
     if allow_download:
         dataset = _download_with_keras()
         if dataset is not None:

@@ -26,19 +26,23 @@ REFERENCE_PARAMS = 333_526
 
 
 def build_model(input_shape: tuple[int, ...] = INPUT_SHAPE, num_classes: int = len(CLASS_NAMES)):
-    """The textbook CNN: two conv/pool blocks, a 100-unit dense layer, dropout 0.4."""
+    """The textbook CNN: two conv/pool blocks, a 100-unit dense layer, dropout 0.4.
+
+    Layers are named explicitly (Keras's names in a fresh process): automatic names
+    count up per process, and a second build would otherwise save different bytes.
+    """
     keras = tfquiet.keras()
     layers = keras.layers
     return keras.Sequential([
         keras.Input(shape=input_shape, name="input"),
-        layers.Conv2D(32, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, padding="same", activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(100, activation="relu"),
-        layers.Dropout(0.4),
-        layers.Dense(num_classes, activation="softmax"),
+        layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2d"),
+        layers.MaxPooling2D(2, name="max_pooling2d"),
+        layers.Conv2D(64, 3, padding="same", activation="relu", name="conv2d_1"),
+        layers.MaxPooling2D(2, name="max_pooling2d_1"),
+        layers.Flatten(name="flatten"),
+        layers.Dense(100, activation="relu", name="dense"),
+        layers.Dropout(0.4, name="dropout"),
+        layers.Dense(num_classes, activation="softmax", name="dense_1"),
     ], name="fashion_cnn")
 
 
@@ -78,11 +82,14 @@ def load_model(path: str | os.PathLike, *, unsafe: bool = False):
         with tfquiet.quiet():
             model = keras.saving.load_model(path, compile=False, safe_mode=not unsafe)
     except Exception as exc:  # Keras raises many types for bad files
-        text = str(exc)
-        if "safe_mode" in text or "Lambda" in text:
+        chain = [exc]  # Keras wraps the real reason (e.g. "Could not locate function 'system'") in generic ones
+        while (chain[-1].__cause__ or chain[-1].__context__) and len(chain) < 20:
+            chain.append(chain[-1].__cause__ or chain[-1].__context__)
+        if any("safe_mode" in str(e) or "Lambda" in str(e) for e in chain):
             raise ModelFileError(f"{path} contains a Lambda layer (arbitrary Python code); refused in safe mode. "
                                  "Pass --unsafe only if you trust this file") from exc
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        text = str(chain[-1]).strip()
+        first = text.splitlines()[0] if text else type(chain[-1]).__name__
         raise ModelFileError(f"cannot load Keras model {path}: {first[:300]}") from exc
     if not getattr(model, "inputs", None) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelFileError(f"{path} is not a single-input, single-output image classifier")

@@ -1,38 +1,41 @@
 """``edgecnn pipeline``: train -> export -> verify -> bench -> report, redoing only what is out of date.
 
-A step is skipped when its outputs are complete and newer than its inputs. The
-checks look at what a finished step leaves behind, not at whether its files
-exist: training's last files must be newer than the model it checkpoints while
-it runs, every export must match its manifest sha256 and come from the current
-model.keras, verify's results must be stored in both verify.json and the
-manifest with the same timestamp. A step killed halfway therefore always
-reruns, and since every file is written atomically, nothing half-written is
-ever read. One pipeline runs per folder at a time (a lock file).
+After each step the pipeline records in DIR/pipeline.json the sha256 of what the
+step read (model, exports, results; training's options) and of what it wrote. A
+step is skipped when that record matches the files as they are now: its outputs
+were made from the current inputs and have not changed since. Contents, not
+modification times, decide, so a bundle checked out by git (which scrambles
+mtimes) is up to date, and a step killed halfway, which records nothing, always
+reruns. Content checks back the record up (every export matches its manifest
+sha256; verify's results are in both verify.json and the manifest). All files
+are written atomically; one pipeline runs per folder at a time (a lock file).
 """
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from .bench import BENCH_FILE, QUICK
-from .bundle import (HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_PROBS_FILE, REPORT_FILE,
-                     default_bundle, read_manifest)
+from .bundle import (HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_LABELS_FILE,
+                     REFERENCE_PROBS_FILE, REPORT_FILE, default_bundle, read_manifest)
 from .data import FILES, candidate_dirs
 from .errors import EdgecnnError
-from .fileio import ensure_writable_dir, read_json, remove_stale_temp_files, sha256_file
-from .results import SUMMARY_FILE, TRAINING_FILE, ExportRow, all_passed, export_rows, format_text_table, load_bundle
+from .fileio import ensure_writable_dir, read_json, remove_stale_temp_files, sha256_file, write_json
+from .results import (ARCHITECTURE_FILE, SUMMARY_FILE, TRAINING_FILE, ExportRow, all_passed, export_rows,
+                      format_text_table, load_bundle)
 from .train import TrainConfig
 from .verify import VERIFY_FILE
 
 STEPS = ("train", "export", "verify", "bench", "report")
-#: Options recorded in metrics.json that decide whether the trained model is the one asked for.
+#: Training options whose change means another model (recorded with the data folder).
 TRAIN_OPTIONS = ("epochs", "batch_size", "patience", "seed", "limit")
+PIPELINE_FILE = "pipeline.json"
 LOCK_FILE = ".pipeline.lock"
 
 
@@ -56,63 +59,24 @@ class PipelineResult:
     passed: bool
     seconds: float
     report: Path
-    notes: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         return format_text_table(self.rows)
 
 
-# ----------------------------------------------------------------------------- staleness
+# ----------------------------------------------------------------------------- what each step reads and writes
 
-def _mtime(path: Path) -> int:
-    return path.stat().st_mtime_ns
-
-
-def outdated(outputs: list[Path], inputs: list[Path]) -> str | None:
-    """Why ``outputs`` must be remade: one is missing or older than an input; None when up to date."""
-    for path in outputs:
-        if not path.is_file():
-            return f"no {path.name}"
-    present = [p for p in inputs if p.is_file()]
-    if not present:
-        return None
-    newest = max(present, key=_mtime)
-    oldest = min(outputs, key=_mtime)
-    if _mtime(oldest) < _mtime(newest):
-        return f"{newest.name} is newer than {oldest.name}"
-    return None
+def file_hashes(out: Path, names: list[str]) -> dict[str, str | None]:
+    """sha256 of each named file in ``out`` (None when it is missing)."""
+    return {name: sha256_file(out / name) if (out / name).is_file() else None for name in names}
 
 
-def _expected_data_source(data_dir: str | os.PathLike | None) -> Path | None:
-    """The folder training would read (explicit, environment or system), without loading it."""
+def _expected_data_source(data_dir: str | os.PathLike | None) -> str | None:
+    """The folder training reads (explicit, environment or system), found without loading it."""
     if data_dir is not None:
-        return Path(data_dir).resolve()
+        return str(Path(data_dir).resolve())
     found = next((d for d in candidate_dirs(None) if all((d / f).is_file() for f in FILES.values())), None)
-    return found.resolve() if found else None
-
-
-def train_reason(out: Path, cfg: TrainConfig) -> str | None:
-    """Why training must run: no finished run, or one made with other options or data."""
-    try:
-        metrics = read_json(out / METRICS_FILE, what="metrics") if (out / METRICS_FILE).is_file() else None
-    except EdgecnnError as exc:
-        return str(exc)
-    if not isinstance(metrics, dict):
-        return f"no {METRICS_FILE}"
-    for option in TRAIN_OPTIONS:
-        if metrics.get(option) != getattr(cfg, option):
-            return f"--{option.replace('_', '-')} changed: {metrics.get(option)} -> {getattr(cfg, option)}"
-    source, expected = metrics.get("data_source"), _expected_data_source(cfg.data_dir)
-    if expected is not None and (not source or Path(source).resolve() != expected):
-        return f"data changed: {source} -> {expected}"
-    if not (out / MODEL_FILE).is_file():
-        return f"no {MODEL_FILE}"
-    # Training checkpoints model.keras while it runs and writes these after the final save: an interrupted
-    # run leaves model.keras newer than them.
-    finished = [out / HISTORY_FILE, out / METRICS_FILE, out / SUMMARY_FILE]
-    if importlib.util.find_spec("matplotlib") is not None:
-        finished.append(out / TRAINING_FILE)
-    return outdated(finished, [out / MODEL_FILE])
+    return str(found.resolve()) if found else None
 
 
 def _manifest(out: Path) -> dict | None:
@@ -122,8 +86,12 @@ def _manifest(out: Path) -> dict | None:
         return None
 
 
-def export_reason(out: Path) -> str | None:
-    """Why exporting must run: an export missing, or not matching its manifest entry or the current model."""
+def _export_files(out: Path) -> list[str]:
+    return [entry["file"] for entry in ((_manifest(out) or {}).get("exports") or {}).values()]
+
+
+def exports_match_manifest(out: Path) -> str | None:
+    """Every format exported from the current model.keras, each file matching its manifest sha256."""
     from .export import FORMATS
 
     manifest = _manifest(out)
@@ -136,7 +104,7 @@ def export_reason(out: Path) -> str | None:
     probs = out / REFERENCE_PROBS_FILE
     if reference.get("model_sha256") != model_sha or not probs.is_file() or sha256_file(probs) != reference.get("probs_sha256"):
         return f"{REFERENCE_PROBS_FILE} missing or not from the current model"
-    for name, fmt in FORMATS.items():
+    for name in FORMATS:
         entry = manifest["exports"].get(name)
         if entry is None or not (out / entry["file"]).is_file():
             return f"{name} not exported"
@@ -145,32 +113,17 @@ def export_reason(out: Path) -> str | None:
     return None
 
 
-def _export_files(out: Path, manifest: dict) -> list[Path]:
-    return [out / entry["file"] for entry in manifest["exports"].values()]
+def _results(out: Path, name: str) -> dict:
+    results = read_json(out / name)
+    return results if isinstance(results, dict) else {}
 
 
-def _results_after_exports(out: Path, name: str, inputs: tuple[str, ...]) -> tuple[dict, dict] | str:
-    """The manifest and the results file ``name``, or why the step making it must run (missing, older than a
-    model file or ``inputs``, unreadable)."""
+def verify_stored(out: Path) -> str | None:
+    """Every export verified, and the results stored in both verify.json and the manifest (same timestamp)."""
     manifest = _manifest(out)
     if manifest is None:
         return f"no readable {MANIFEST_FILE}"
-    stale = outdated([out / name], _export_files(out, manifest) + [out / f for f in inputs])
-    if stale:
-        return stale
-    try:
-        results = read_json(out / name)
-    except EdgecnnError as exc:
-        return str(exc)
-    return (manifest, results) if isinstance(results, dict) else f"{name} is not a JSON object"
-
-
-def verify_reason(out: Path) -> str | None:
-    """Why verifying must run: results missing, older than an export, or not stored completely."""
-    found = _results_after_exports(out, VERIFY_FILE, (REFERENCE_PROBS_FILE, MODEL_FILE))
-    if isinstance(found, str):
-        return found
-    manifest, results = found
+    results = _results(out, VERIFY_FILE)
     for name, entry in manifest["exports"].items():
         if name not in (results.get("exports") or {}):
             return f"{name} not verified"
@@ -179,21 +132,51 @@ def verify_reason(out: Path) -> str | None:
     return None
 
 
-def bench_reason(out: Path) -> str | None:
-    """Why benchmarking must run: results missing, older than a model file, or lacking a model."""
-    found = _results_after_exports(out, BENCH_FILE, (MODEL_FILE,))
-    if isinstance(found, str):
-        return found
-    manifest, results = found
-    measured = {r.get("name") for r in results.get("results") or [] if isinstance(r, dict)}
-    missing = [name for name in manifest["exports"] if name not in measured]
+def bench_complete(out: Path) -> str | None:
+    """Every export benchmarked."""
+    measured = {r.get("name") for r in _results(out, BENCH_FILE).get("results") or [] if isinstance(r, dict)}
+    missing = [name for name in ((_manifest(out) or {}).get("exports") or {}) if name not in measured]
     return f"{missing[0]} not benchmarked" if missing else None
 
 
-def report_reason(out: Path) -> str | None:
-    from .report import REPORT_INPUTS
+@dataclass
+class Step:
+    """One step: what its outputs are made from, what it writes, extra content checks, and how to run it."""
 
-    return outdated([out / REPORT_FILE], [out / name for name in REPORT_INPUTS])
+    name: str
+    inputs: Callable[[], dict[str, Any]]  # option values and sha256 of the files it reads
+    outputs: Callable[[], list[str]]  # the files it wrote (those present)
+    required: tuple[str, ...]  # files a finished step always leaves
+    check: Callable[[], str | None]  # why the files are inconsistent, or None
+    run: Callable[[], Any]
+
+
+def _changed(key: str, old: Any, new: Any) -> str:
+    if key in TRAIN_OPTIONS:
+        return f"--{key.replace('_', '-')} changed: {old} -> {new}"
+    return f"data changed: {old} -> {new}" if key == "data" else f"{key} changed"
+
+
+def step_reason(out: Path, step: Step, record: dict | None) -> str | None:
+    """Why ``step`` must run, or None when its recorded inputs and outputs match the files now."""
+    for name in step.required:
+        if not (out / name).is_file():
+            return f"no {name}"
+    if not isinstance(record, dict):
+        return f"no finished {step.name} step recorded in {PIPELINE_FILE}"
+    recorded, now = record.get("inputs") or {}, step.inputs()
+    for key in dict.fromkeys([*now, *recorded]):
+        if recorded.get(key) != now.get(key):
+            return _changed(key, recorded.get(key), now.get(key))
+    for name, digest in (record.get("outputs") or {}).items():
+        if not (out / name).is_file():
+            return f"no {name}"
+        if sha256_file(out / name) != digest:
+            return f"{name} changed since the {step.name} step"
+    try:
+        return step.check()
+    except EdgecnnError as exc:
+        return str(exc)
 
 
 # ----------------------------------------------------------------------------- steps
@@ -212,11 +195,13 @@ def _folder_lock(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> dict[str, tuple[Callable[[], str | None],
-                                                                                       Callable[[], None]]]:
-    """Each step: (why it must run or None, run it)."""
+def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step]:
+    """The five steps, in order."""
     from . import export, report, train, verify
     from .bench import bench
+
+    def existing(names: list[str]) -> Callable[[], list[str]]:
+        return lambda: [name for name in names if (out / name).is_file()]
 
     def run_export() -> None:
         def progress(name: str, stage: str) -> None:
@@ -225,16 +210,35 @@ def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> dict[str,
 
         export.export_model(out / MODEL_FILE, (export.ALL,), out, data_dir=cfg.data_dir, on_progress=progress)
 
-    def run_verify() -> None:
-        verify.verify([out], data_dir=cfg.data_dir)
+    export_outputs = [fmt.file for fmt in export.FORMATS.values()] + [REFERENCE_PROBS_FILE, REFERENCE_LABELS_FILE]
+    return [
+        Step("train", lambda: {**{o: getattr(cfg, o) for o in TRAIN_OPTIONS}, "data": _expected_data_source(cfg.data_dir)},
+             existing([MODEL_FILE, METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE]),
+             (MODEL_FILE, METRICS_FILE), lambda: None, lambda: train.train(cfg)),
+        Step("export", lambda: file_hashes(out, [MODEL_FILE]), existing(export_outputs), (MANIFEST_FILE,),
+             lambda: exports_match_manifest(out), run_export),
+        Step("verify", lambda: file_hashes(out, _export_files(out) + [REFERENCE_PROBS_FILE, MODEL_FILE]),
+             existing([VERIFY_FILE]), (VERIFY_FILE,), lambda: verify_stored(out),
+             lambda: verify.verify([out], data_dir=cfg.data_dir)),
+        Step("bench", lambda: file_hashes(out, _export_files(out) + [MODEL_FILE]), existing([BENCH_FILE]),
+             (BENCH_FILE,), lambda: bench_complete(out), lambda: bench([out], **QUICK, data_dir=cfg.data_dir)),
+        Step("report", lambda: file_hashes(out, list(report.REPORT_INPUTS)), existing([REPORT_FILE]), (REPORT_FILE,),
+             lambda: None, lambda: report.write_report(out, data_dir=cfg.data_dir)),
+    ]
 
-    return {
-        "train": (lambda: train_reason(out, cfg), lambda: train.train(cfg)),
-        "export": (lambda: export_reason(out), run_export),
-        "verify": (lambda: verify_reason(out), run_verify),
-        "bench": (lambda: bench_reason(out), lambda: bench([out], **QUICK, data_dir=cfg.data_dir)),
-        "report": (lambda: report_reason(out), lambda: report.write_report(out, data_dir=cfg.data_dir)),
-    }
+
+def read_records(out: Path) -> dict[str, Any]:
+    """The finished steps recorded in pipeline.json ({} when there is none or it is unreadable: everything reruns)."""
+    try:
+        records = read_json(out / PIPELINE_FILE, what="pipeline record") if (out / PIPELINE_FILE).is_file() else {}
+    except EdgecnnError:
+        return {}
+    steps = records.get("steps") if isinstance(records, dict) else None
+    return steps if isinstance(steps, dict) else {}
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | None = None, force: bool = False,
@@ -255,16 +259,21 @@ def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | 
     outcomes = []
     with _folder_lock(out):
         remove_stale_temp_files(out)  # left by a run that was killed mid-write
-        for name, (reason_of, run) in _steps(out, cfg, log).items():
+        records = read_records(out)
+        for step in _steps(out, cfg, log):
             step_started = time.perf_counter()
-            reason = "--force" if force else reason_of()
+            reason = "--force" if force else step_reason(out, step, records.get(step.name))
             if reason is not None:
+                inputs = step.inputs()  # before running: an input changed meanwhile makes the record stale
                 try:
-                    run()
+                    step.run()
                 except BaseException:
-                    log(f"{name:<7} {'failed':<8} {time.perf_counter() - step_started:7.1f} s")
+                    log(f"{step.name:<7} {'failed':<8} {time.perf_counter() - step_started:7.1f} s")
                     raise
-            outcomes.append(StepOutcome(name, reason is not None, time.perf_counter() - step_started,
+                records[step.name] = {"inputs": inputs, "outputs": file_hashes(out, step.outputs()),
+                                      "finished": _utc_now(), "seconds": round(time.perf_counter() - step_started, 1)}
+                write_json(out / PIPELINE_FILE, {"steps": records})
+            outcomes.append(StepOutcome(step.name, reason is not None, time.perf_counter() - step_started,
                                         reason or "up to date"))
             log(outcomes[-1].line())
     rows = export_rows(load_bundle(out))

@@ -13,7 +13,7 @@ from .bench import BENCH_FILE
 from .bundle import MANIFEST_FILE, METRICS_FILE, default_bundle
 from .errors import EdgecnnError
 from .fileio import write_text
-from .results import TRAINING_FILE, all_passed, export_rows, fmt, load_bundle, short_table
+from .results import TRAINING_FILE, all_passed, export_rows, fmt, listed, load_bundle, short_table
 from .verify import VERIFY_FILE
 
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
@@ -46,17 +46,13 @@ def figures_markdown(folder: str | os.PathLike | None = None, *, relative_to: st
         "|" + "|".join(["---"] + ["---:"] * (len(head) - 2) + [":---:"]) + "|",
         *("| " + " | ".join(cells) + " |" for cells in body),
         "",
-        f"Latency: one call at batch 1, threads {_listed(config.get('threads'))}, p50 of {config.get('runs', '?')} runs "
+        f"Latency: one call at batch 1, threads {listed(config.get('threads'))}, p50 of {config.get('runs', '?')} runs "
         f"on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores).",
     ]
     if (folder / TRAINING_FILE).is_file():
         picture = Path(os.path.relpath((folder / TRAINING_FILE).resolve(), relative_to)).as_posix()
         lines += ["", f"![loss and accuracy per epoch, train and validation]({picture})"]
     return "\n".join(lines)
-
-
-def _listed(value: object) -> str:
-    return ", ".join(map(str, value)) if isinstance(value, list) else str(value if value is not None else "?")
 
 
 def update_readme(readme: str | os.PathLike, folder: str | os.PathLike | None = None) -> bool:

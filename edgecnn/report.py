@@ -27,7 +27,7 @@ from .errors import EdgecnnError
 from .fileio import write_text
 from .metrics import confusion_matrix, top1
 from .results import (ARCHITECTURE_FILE, MADE_BY, READERS, SUMMARY_FILE, TEST_SET, TRAINING_FILE, Bundle, ExportRow,
-                      all_passed, export_rows, fmt, format_bytes, load_bundle, verdict)
+                      all_passed, export_rows, fmt, format_bytes, listed, load_bundle, verdict)
 from .verify import VERIFY_FILE
 
 #: Files whose change makes the report stale (the pipeline compares their times with report.html's).
@@ -163,7 +163,7 @@ def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
         config = (bundle.bench or {}).get("config") or {}
         parts.append(f"<p class='small'>Measured on {e(machine.get('cpu', '?'))} ({e(machine.get('cores', '?'))} cores), "
                      f"{e(config.get('runs', '?'))} runs after {e(config.get('warmup', '?'))} warm-up, "
-                     f"threads {e(config.get('threads', '?'))}.</p>")
+                     f"threads {e(listed(config.get('threads')))}.</p>")
     cross = (bundle.verify or {}).get("cross_runtime") or []
     if cross:
         parts.append("<h3>Same precision, different runtimes</h3>" + table(

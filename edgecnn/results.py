@@ -183,6 +183,11 @@ def fmt(value: Any, spec: str, suffix: str = "") -> str:
     return f"{value:{spec}}{suffix}"
 
 
+def listed(value: Any) -> str:
+    """A JSON list as "1, 32"; anything else as itself ("?" when absent)."""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str("?" if value is None else value)
+
+
 def verdict(row: ExportRow) -> str:
     if row.name == "keras":
         return "reference"

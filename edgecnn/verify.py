@@ -131,7 +131,7 @@ def resolve_targets(targets: Iterable[str | os.PathLike] | None) -> dict[Path, l
 
 
 def _manifest_of(folder: Path, *, required: bool) -> dict[str, Any] | None:
-    if (folder / MANIFEST_FILE).is_file():
+    if (folder / MANIFEST_FILE).exists():  # a folder in its place is read_manifest's one-line error
         return read_manifest(folder)
     if required:
         raise EdgecnnError(f"{folder} has no {MANIFEST_FILE}: not an exported bundle (run `edgecnn export` first)")

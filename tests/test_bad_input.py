@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 import struct
 import zipfile
@@ -196,6 +197,15 @@ def huge_png_header(c: Ctx) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
 
 
+def truncated_tiff(c: Ctx) -> bytes:
+    """A TIFF cut inside its tag table: Pillow warns about corrupt EXIF data, then fails."""
+    from PIL import Image
+
+    tmp = c.root / "full.tif"
+    Image.fromarray(np.arange(900, dtype=np.uint8).reshape(30, 30), "L").save(tmp)
+    return tmp.read_bytes()[:118]
+
+
 def zip_without_config(c: Ctx) -> bytes:
     tmp = c.root / "junk.zip"
     with zipfile.ZipFile(tmp, "w") as archive:
@@ -319,6 +329,8 @@ CASES: list[Case] = [
       setup=[truncate("{b}/manifest.json", 300)]),
     C("verify-manifest-not-utf8", "verify {b} --data-dir {I}", ["{b}/manifest.json", "cannot read"],
       setup=[write("{b}/manifest.json", b"\xff\xfe{\x00}")]),
+    C("verify-manifest-is-a-folder", "verify {b} --data-dir {I}", ["{b}/manifest.json", "is a folder"],
+      setup=[replace_by_dir("{b}/manifest.json")]),
     C("verify-manifest-is-a-list", "verify {b} --data-dir {I}", ["{b}/manifest.json", "JSON object"],
       setup=[write("{b}/manifest.json", b"[1, 2]")]),
     C("verify-manifest-exports-wrong-type", "verify {b} --data-dir {I}", ["{b}/manifest.json", "'exports'"],
@@ -361,6 +373,8 @@ CASES: list[Case] = [
     C("bench-threads-zero", "bench {B}/model_fp32.onnx --threads 0", ["--threads", "0"]),
     C("bench-json-under-a-file", "bench {B}/model_fp32.onnx --runs 2 --warmup 0 --json {file}/b.json",
       ["{file}", "is a file"]),
+    C("bench-model-empty-tflite", "bench {tmp}/e.tflite --runs 2 --warmup 0", ["{tmp}/e.tflite", "empty"],
+      setup=[write("{tmp}/e.tflite", b"")]),
     C("bench-model-random-bytes", "bench {tmp}/rand.onnx --runs 2 --warmup 0", ["{tmp}/rand.onnx", "corrupt"],
       setup=[write("{tmp}/rand.onnx", bytes(range(256)) * 8)]),
     C("bench-works-with-unicode-and-spaces", ["bench", "{tmp}/bënch dir/model_fp32.onnx", "--runs", "3", "--warmup",
@@ -378,6 +392,8 @@ CASES: list[Case] = [
     C("predict-image-is-text", "predict {file} --model {B}/model_fp32.onnx", ["{file}", "not an image"], code=1),
     C("predict-image-bomb", "predict {tmp}/bomb.png --model {B}/model_fp32.onnx", ["{tmp}/bomb.png", "megapixel"],
       code=1, setup=[write("{tmp}/bomb.png", huge_png_header)]),
+    C("predict-image-truncated-tiff", "predict {tmp}/t.tif --model {B}/model_fp32.onnx", ["{tmp}/t.tif", "truncated"],
+      code=1, setup=[write("{tmp}/t.tif", truncated_tiff)]),
     C("predict-folder-without-images", "predict {empty_dir} --model {B}/model_fp32.onnx",
       ["{empty_dir}", "no image files"], code=1),
     # ---- predict: models and options
@@ -396,6 +412,7 @@ CASES: list[Case] = [
     C("predict-top-k-zero", "predict {png} --model {B}/model_fp32.onnx --top-k 0", ["--top-k", "0"]),
     C("predict-top-k-non-numeric", "predict {png} --model {B}/model_fp32.onnx --top-k three", ["--top-k", "'three'"]),
     C("predict-threads-negative", "predict {png} --model {B}/model_fp32.onnx --threads -2", ["--threads", "-2"]),
+    C("predict-threads-absurd", "predict {png} --model {B}/model_fp32.onnx --threads 100000", ["--threads", "100000"]),
     C("predict-plot-under-a-file", "predict {png} --model {B}/model_fp32.onnx --plot {file}/p.png",
       ["{file}/p.png", "{file} is a file"]),
     C("predict-manifest-class-names-mismatch", "predict {png} --model {b}/model_fp32.onnx", ["{b}/manifest.json", "3 class names", "10 outputs"],
@@ -430,6 +447,7 @@ def test_bad_input(case: Case, shared, tmp_path):
     args = [a.format_map(ctx) for a in case.args]
     needles = [n.format_map(ctx) for n in case.needles]
     proc = run_cli(*args, timeout=300, env={k: v.format_map(ctx) for k, v in case.env})
+    assert not re.search(r"\w+Warning: ", proc.stderr), f"Python warning noise on stderr:\n{proc.stderr}"
     if case.expect == "error":
         assert_one_line_error(proc, *needles, code=case.code)
         return

@@ -212,6 +212,8 @@ def test_every_mode_and_field_is_there(tiny_bundle, tiny_report):
     assert set(report.ratios) >= {"predictor_overhead:tflite", "predictor_overhead:onnx",
                                   "keras_predict_vs_fastest", "keras_call_vs_fastest"}
     assert all(r["value"] > 0 for r in report.ratios.values())
+    paired = report.ratios["predictor_overhead:tflite"]["paired_p50_s"]  # where the Predictor's time goes
+    assert set(paired) == {"predictor", "raw", "prepare"} and all(v > 0 for v in paired.values())
 
 
 def test_results_are_written(tiny_bundle, tiny_report):
@@ -312,3 +314,34 @@ def test_alternating_calls_are_timed_separately():
     fast = lambda: now.__setitem__(0, now[0] + 0.001)  # noqa: E731
     a, b = time_alternating([slow, fast], runs=10, warmup=2, clock=lambda: now[0])
     assert np.allclose(a, 0.003) and np.allclose(b, 0.001)
+
+
+def test_exports_are_benchmarked_without_tensorflow(tiny_bundle, tmp_path):
+    """The base install (a board, a phone) runs `edgecnn bench` on exports: TensorFlow is never imported."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "model_fp32.onnx"
+    shutil.copy(tiny_bundle / "model_fp32.onnx", model)
+    code = (
+        "import json, sys\n"
+        "from edgecnn import bench\n"
+        "from edgecnn.benchmark.worker import run_case\n"
+        f"targets, _ = bench.find_targets([{str(model)!r}])\n"
+        f"images, _ = bench.bench_images(1, (28, 28, 1))\n"
+        f"import numpy as np; np.save({str(tmp_path / 'x.npy')!r}, images)\n"
+        f"run_case({{'path': {str(model)!r}, 'mode': 'predictor', 'batch_size': 1, 'threads': 1, 'runs': 3,"
+        f" 'warmup': 0, 'images': {str(tmp_path / 'x.npy')!r}}})\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_corrupt_model_is_a_one_line_error(tmp_path):
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"not a flatbuffer" * 10)
+    proc = run_cli("bench", bad, "--runs", "2", "--warmup", "0", "--batch-sizes", "1", "--threads", "1")
+    assert_one_line_error(proc, "model.tflite", code=2)
+    assert not (tmp_path / "bench.json").exists()  # nothing half-written

@@ -46,18 +46,23 @@ def work(calls_range):
         bad += not np.array_equal(out, expected[i % pool_size])
     return bad
 
+executor = ThreadPoolExecutor(threads)  # the same 8 threads for the whole run
+
 def run(first, last):
     # each thread takes every THREADS-th call, so all threads are busy for the whole range
-    with ThreadPoolExecutor(threads) as ex:
-        return sum(ex.map(work, [range(first + t, last, threads) for t in range(threads)]))
+    return sum(executor.map(work, [range(first + t, last, threads) for t in range(threads)]))
 
 started = time.perf_counter()
 mismatches = run(0, warm_calls)
 rss_warm = rss_kb()
-mismatches += run(warm_calls, calls)
+samples = []
+for start in range(warm_calls, calls, (calls - warm_calls) // 4 or 1):
+    mismatches += run(start, min(calls, start + (calls - warm_calls) // 4 or 1))
+    samples.append(rss_kb())
 seconds = time.perf_counter() - started
+executor.shutdown()
 print(json.dumps({"mismatches": mismatches, "predictions": calls * batch, "calls": calls,
-                  "rss_warm_kb": rss_warm, "rss_end_kb": rss_kb(), "seconds": seconds,
+                  "rss_warm_kb": rss_warm, "rss_end_kb": samples[-1], "rss_samples_kb": samples, "seconds": seconds,
                   "backend": predictor.backend, "precision": predictor.precision}))
 """
 
@@ -83,6 +88,41 @@ def test_shared_predictor_under_8_threads(bundle, file, batch):
     assert result["mismatches"] == 0, f"{result['mismatches']} of {result['calls']} calls differ from sequential calls"
     growth = result["rss_end_kb"] / result["rss_warm_kb"] - 1
     assert growth <= 0.10, f"resident memory grew {100 * growth:.1f}% after the first {WARM} predictions: {result}"
+
+
+CHURN_TEST = r"""
+import json, sys
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+from edgecnn.runtime import Predictor
+
+predictor = Predictor.load(sys.argv[1], threads=1)
+x = np.random.default_rng(0).integers(0, 256, (1, 28, 28), dtype=np.uint8)
+expected = predictor.predict(x)
+
+def rss_kb():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+samples, bad = [], 0
+for round in range(40):  # 40 short-lived pools of 8 threads: 320 threads, each with its own LiteRT interpreter
+    with ThreadPoolExecutor(8) as ex:
+        bad += sum(ex.map(lambda _: sum(not np.array_equal(predictor.predict(x), expected) for _ in range(25)),
+                          range(8)))
+    samples.append(rss_kb())
+print(json.dumps({"mismatches": bad, "rss_kb": samples}))
+"""
+
+
+def test_threads_that_come_and_go_do_not_leak(bundle):
+    """LiteRT keeps one interpreter per thread: interpreters of finished threads must be freed."""
+    proc = subprocess.run([sys.executable, "-c", CHURN_TEST, str(bundle / "model_int8.tflite")], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["mismatches"] == 0
+    after_10, after_40 = result["rss_kb"][9], result["rss_kb"][-1]
+    assert after_40 <= 1.10 * after_10, f"RSS grew from {after_10} to {after_40} kB over 30 rounds of new threads"
 
 
 # ------------------------------------------------------------- manifest writers

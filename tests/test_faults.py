@@ -114,6 +114,88 @@ def test_sigkill_during_train_keeps_the_previous_artifacts(tmp_path):
     _assert_consistent(out, before)
 
 
+# ---------------------------------------------------------- SIGKILL: export
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> tuple[Path, Path]:
+    from .test_bad_input import shared_bundle, shared_data
+
+    return shared_bundle(tmp_path_factory), shared_data(tmp_path_factory)
+
+
+def _temp_of(proc: subprocess.Popen, folder: Path, stem: str) -> bool:
+    return any(p.name.startswith(f"{TMP_PREFIX}{proc.pid}-{stem}-") for p in _temps(folder))
+
+
+def _assert_exports_load(folder: Path) -> None:
+    from edgecnn.runtime import Predictor
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["model"]["sha256"] == sha256_file(folder / "model.keras")
+    for key, entry in manifest["exports"].items():
+        probs = Predictor.load(folder / entry["file"]).predict(np.zeros((2, 28, 28), np.uint8))
+        assert probs.shape == (2, 10), key
+
+
+def test_sigkill_during_export_keeps_the_bundle_consistent(shared, tmp_path):
+    """Re-export a complete bundle and kill it while it writes the 4th file (tflite-int8)."""
+    from edgecnn.export import export_model
+
+    bundle, data = shared
+    out = tmp_path / "bundle"
+    shutil.copytree(bundle, out)
+    before = _files(out)
+    log = tmp_path / "export.log"
+    proc = _spawn(["export", "--model", out / "model.keras", "--data-dir", data, "--calibration-samples", "100"], log)
+    reason = _kill_when(proc, lambda: "mid-write of model_int8.tflite" if _temp_of(proc, out, "model_int8") else "",
+                        log)
+    _assert_consistent(out, before)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["exports"]) == {"tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx",
+                                        "onnx-int8"}, f"an entry was lost (killed {reason})"
+    _assert_exports_load(out)
+
+    export_model(out / "model.keras", ("all",), calibration_samples=100, data_dir=data)  # the next run completes
+    assert _temps(out) == []
+    _assert_consistent(out, before)
+    _assert_exports_load(out)
+
+
+# -------------------------------------------------------- SIGKILL: pipeline
+
+
+def test_sigkill_during_pipeline_then_the_next_run_completes(shared, tmp_path, monkeypatch):
+    """Kill `edgecnn pipeline` mid-export (training done and recorded); the rerun keeps the model and finishes."""
+    import edgecnn.pipeline
+    from edgecnn.train import TrainConfig
+
+    _, data = shared
+    out = tmp_path / "bundle"
+    log = tmp_path / "pipeline.log"
+    proc = _spawn(["pipeline", "--out", out, "--limit", "300", "--epochs", "1", "--data-dir", data], log)
+    reason = _kill_when(proc, lambda: "mid-write of model_int8.onnx" if _temp_of(proc, out, "model_int8") and
+                        "export: onnx-int8" in log.read_text(errors="replace") else "", log)
+    trained = _files(out)
+    assert {"model.keras", "metrics.json", "manifest.json", "pipeline.json"} <= trained.keys(), (reason, trained)
+    _assert_consistent(out, {})
+    _assert_exports_load(out)
+    records = json.loads((out / "pipeline.json").read_text())["steps"]
+    assert list(records) == ["train"], records  # export was killed: not recorded, so it reruns
+
+    # The next run, in-process with a shorter benchmark (its worker processes dominate the time).
+    monkeypatch.setattr(edgecnn.pipeline, "QUICK", {"batch_sizes": (1,), "threads": (1,), "runs": 5, "warmup": 1})
+    lines: list[str] = []
+    result = edgecnn.pipeline.run_pipeline(out, TrainConfig(out=out, limit=300, epochs=1, data_dir=data),
+                                           log=lines.append)
+    ran = {step.name: step.ran for step in result.steps}
+    assert ran == {"train": False, "export": True, "verify": True, "bench": True, "report": True}, lines
+    assert sha256_file(out / "model.keras") == trained["model.keras"], "the trained model was redone or changed"
+    assert _temps(out) == []
+    _assert_consistent(out, trained)
+    assert (out / "report.html").stat().st_size > 0
+
+
 # -------------------------------------------------------------- full disk
 
 

@@ -19,6 +19,8 @@ from edgecnn.errors import DataError
 
 from .conftest import write_idx
 
+# Pillow warns about damaged metadata (e.g. "Corrupt EXIF data") before failing: noise here, the error is checked.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.*")
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # ---------------------------------------------------------------- IDX reader
@@ -222,3 +224,30 @@ def test_load_image_exact_size_png_round_trips(tmp_path):
     pixels[:2, :] = pixels[-2:, :] = pixels[:, :2] = pixels[:, -2:] = 0  # dark border: no auto-invert
     Image.fromarray(pixels, "L").save(tmp_path / "x.png")
     np.testing.assert_array_equal(load_image(tmp_path / "x.png"), pixels.astype(np.float32) / np.float32(255))
+
+
+def _sample_image(mode: str):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    if mode == "I;16":
+        return Image.frombytes("I;16", (37, 23), rng.integers(0, 65536, 37 * 23, dtype="<u2").tobytes())
+    return Image.fromarray(rng.integers(0, 256, (23, 37, 4), dtype=np.uint8), "RGBA").convert(mode)
+
+
+def _writable(mode: str, fmt: str) -> bool:
+    import io
+
+    return _save(_sample_image(mode), fmt, io.BytesIO())
+
+
+WRITABLE = [(mode, fmt) for mode in MODES for fmt in sorted(FORMATS) if _writable(mode, fmt)]
+
+
+@pytest.mark.parametrize("mode, fmt", WRITABLE, ids=[f"{m}-{f}" for m, f in WRITABLE])
+def test_load_image_every_mode_and_format(tmp_path, mode, fmt):
+    """The fuzzed combinations, each once for sure: every mode Pillow can write in every format loads."""
+    path = tmp_path / f"img{FORMATS[fmt]}"
+    assert _save(_sample_image(mode), fmt, path)
+    for channels in (1, 3):
+        assert _check_loaded(path, channels=channels) is not None

@@ -17,7 +17,7 @@ from edgecnn.bundle import MANIFEST_FILE, REPORT_FILE
 from edgecnn.errors import EdgecnnError
 from edgecnn.export import FORMATS
 from edgecnn.fileio import TMP_PREFIX, sha256_file
-from edgecnn.pipeline import STEPS, run_pipeline, train_reason
+from edgecnn.pipeline import STEPS, run_pipeline
 from edgecnn.train import TrainConfig
 
 from .conftest import REPO, assert_one_line_error, needs_real_data, run_cli
@@ -29,7 +29,7 @@ FAST_BENCH = {"batch_sizes": (1,), "threads": (1,), "runs": 20, "warmup": 2, "in
 LAUNCH = ("import sys, edgecnn.pipeline as p; p.QUICK = " + repr(FAST_BENCH) +
           "; from edgecnn.cli import main; main()")
 ARTIFACTS = ("model.keras", "metrics.json", "history.json", "summary.txt", "training.png", MANIFEST_FILE,
-             "reference_probs.npy", "reference_labels.npy", "verify.json", "bench.json", REPORT_FILE)
+             "reference_probs.npy", "reference_labels.npy", "verify.json", "bench.json", REPORT_FILE, "pipeline.json")
 
 
 def _command(out: Path, *args: str) -> list[str]:
@@ -73,7 +73,7 @@ def finished(tmp_path_factory):
     """A tiny pipeline killed during export, then run again to the end."""
     out = tmp_path_factory.mktemp("pipeline") / "bundle"
     killed_lines, temps = start_and_kill(out, *TINY, when="  export: tflite-int8", settle_on_temp=True)
-    incomplete = pipeline.export_reason(out)
+    incomplete = pipeline.exports_match_manifest(out), set(pipeline.read_records(out))
     rerun = run_pipeline_cli(out, *TINY)
     return out, killed_lines, temps, incomplete, rerun
 
@@ -83,7 +83,8 @@ def test_kill_during_export_then_rerun_finishes_with_no_half_written_file(finish
     out, killed_lines, temps, incomplete, rerun = finished
     assert "train" in _step_lines("\n".join(killed_lines))
     assert temps, "the kill should land while an export is being written"
-    assert incomplete is not None  # the killed export is not mistaken for a finished one
+    inconsistent, recorded = incomplete
+    assert inconsistent is not None and recorded == {"train"}  # the killed export is not taken for a finished one
     steps = _step_lines(rerun.stdout)
     assert "skipped" in steps["train"], rerun.stdout
     for step in ("export", "verify", "bench", "report"):
@@ -126,37 +127,56 @@ def test_changed_option_reruns_training(finished, tmp_path):
     assert "--seed changed: 42 -> 7" in _step_lines("\n".join(lines))["train"]
 
 
+def _reasons(out: Path, cfg: TrainConfig) -> dict[str, str | None]:
+    records = pipeline.read_records(out)
+    return {step.name: pipeline.step_reason(out, step, records.get(step.name))
+            for step in pipeline._steps(out, cfg, lambda line: None)}
+
+
 @needs_real_data
-def test_staleness_follows_the_files(finished, tmp_path):
+def test_a_checkout_with_scrambled_times_is_up_to_date(finished, tmp_path):
+    copy = tmp_path / "bundle"
+    copy.mkdir()
+    for age, path in enumerate(sorted(finished[0].iterdir())):  # what git does: fresh times, in its own order
+        if path.is_file():
+            shutil.copy(path, copy / path.name)
+            os.utime(copy / path.name, (1e9 + age, 1e9 + age))
+    assert _reasons(copy, TrainConfig(out=copy, limit=600, epochs=1)) == dict.fromkeys(STEPS)
+
+
+@needs_real_data
+def test_staleness_follows_the_contents(finished, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(finished[0], copy)
     cfg = TrainConfig(out=copy, limit=600, epochs=1)
-    assert train_reason(copy, cfg) is None
-    for option, value in (("epochs", 2), ("batch_size", 16), ("patience", 3), ("limit", None)):
+    for option, value in (("epochs", 2), ("batch_size", 16), ("patience", 3), ("seed", 7), ("limit", None)):
         changed = TrainConfig(**{**vars(cfg), option: value})
-        assert f"--{option.replace('_', '-')} changed" in train_reason(copy, changed)
-    assert pipeline.export_reason(copy) is None
-    later = time.time() + 5
-    os.utime(copy / "model_int8.tflite", (later, later))  # same bytes, newer file: downstream steps redo
-    assert pipeline.export_reason(copy) is None
-    for reason in (pipeline.verify_reason, pipeline.bench_reason):
-        assert "model_int8.tflite is newer" in reason(copy)
-    assert pipeline.report_reason(copy) is None  # the page reads results, not model files
-    os.utime(copy / "verify.json", (later, later))
-    assert "verify.json is newer than report.html" in pipeline.report_reason(copy)
+        assert f"--{option.replace('_', '-')} changed" in _reasons(copy, changed)["train"]
+    with open(copy / "verify.json", "a") as handle:
+        handle.write("\n")
+    reasons = _reasons(copy, cfg)
+    assert reasons["verify"] == "verify.json changed since the verify step" and reasons["report"] == "verify.json changed"
+    assert reasons["train"] is reasons["export"] is reasons["bench"] is None
     (copy / "model_int8.tflite").write_bytes(b"not the exported model")
-    assert "does not match its manifest" in pipeline.export_reason(copy)
-    os.utime(copy / "model.keras", (later + 5, later + 5))  # a checkpoint newer than metrics: unfinished training
-    assert "newer than" in train_reason(copy, cfg)
+    reasons = _reasons(copy, cfg)
+    assert reasons["export"] == "model_int8.tflite changed since the export step"
+    assert reasons["verify"] == reasons["bench"] == "model_int8.tflite changed"
+    (copy / "model.keras").write_bytes(b"a checkpoint of an interrupted run")
+    assert _reasons(copy, cfg)["train"] == "model.keras changed since the train step"
+    (copy / "pipeline.json").unlink()
+    assert all("no finished" in reason for reason in _reasons(copy, cfg).values())
 
 
 @needs_real_data
 def test_a_failed_verification_exits_1_even_when_every_step_is_up_to_date(finished, tmp_path):
     copy = tmp_path / "bundle"
     shutil.copytree(finished[0], copy)
-    results = json.loads((copy / "verify.json").read_text())
+    results = json.loads((copy / "verify.json").read_text())  # as if verify had found onnx broken
     results["exports"]["onnx"].update(passed=False, failures=["agreement 12.00% < 99.9%"])
     (copy / "verify.json").write_text(json.dumps(results))
+    records = json.loads((copy / "pipeline.json").read_text())
+    records["steps"]["verify"]["outputs"]["verify.json"] = sha256_file(copy / "verify.json")
+    (copy / "pipeline.json").write_text(json.dumps(records))
     proc = run_pipeline_cli(copy, *TINY)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     steps = _step_lines(proc.stdout)
@@ -164,37 +184,42 @@ def test_a_failed_verification_exits_1_even_when_every_step_is_up_to_date(finish
     assert "FAIL" in proc.stdout.strip().splitlines()[-1]
 
 
-def _fake_steps(calls: list[str], reasons: dict[str, str | None], failing: str | None = None):
-    def make(name):
-        def run():
-            calls.append(name)
-            if name == failing:
-                raise EdgecnnError(f"{name} broke")
-        return (lambda: reasons.get(name)), run
-    return lambda out, cfg, log: {name: make(name) for name in STEPS}
+def _fake_steps(calls: list[str], checks: dict[str, str | None], failing: str | None = None):
+    """Steps that record their runs; ``checks`` says which are inconsistent (must run even when recorded)."""
+    def run(name):
+        calls.append(name)
+        if name == failing:
+            raise EdgecnnError(f"{name} broke")
+
+    return lambda out, cfg, log: [pipeline.Step(name, dict, list, (), lambda n=name: checks.get(n), lambda n=name: run(n))
+                                  for name in STEPS]
 
 
-def test_force_runs_every_step_and_up_to_date_steps_are_skipped(tmp_path, monkeypatch):
+def test_force_runs_every_step_and_recorded_steps_are_skipped(tmp_path, monkeypatch):
     calls, lines = [], []
     monkeypatch.setattr(pipeline, "_steps", _fake_steps(calls, {}))
-    result = run_pipeline(tmp_path / "b", TrainConfig(), force=True, log=lines.append)
-    assert calls == list(STEPS) and all(s.ran and s.reason == "--force" for s in result.steps)
+    result = run_pipeline(tmp_path / "b", TrainConfig(), log=lines.append)
+    assert calls == list(STEPS) and all("no finished" in s.reason for s in result.steps)
     calls.clear()
     result = run_pipeline(tmp_path / "b", TrainConfig(), log=lines.append)
     assert calls == [] and not any(s.ran for s in result.steps)
     assert not result.passed  # nothing verified is not a pass
+    result = run_pipeline(tmp_path / "b", TrainConfig(), force=True, log=lines.append)
+    assert calls == list(STEPS) and all(s.ran and s.reason == "--force" for s in result.steps)
+    calls.clear()
     monkeypatch.setattr(pipeline, "_steps", _fake_steps(calls, {"verify": "no verify.json"}))
     result = run_pipeline(tmp_path / "b", TrainConfig(), log=lines.append)
     assert calls == ["verify"] and [s.name for s in result.steps if s.ran] == ["verify"]
     assert any(line.startswith("verify  ran") and "no verify.json" in line for line in lines)
 
 
-def test_a_failing_step_stops_the_pipeline_with_its_line(tmp_path, monkeypatch):
+def test_a_failing_step_stops_the_pipeline_and_is_not_recorded(tmp_path, monkeypatch):
     calls, lines = [], []
-    monkeypatch.setattr(pipeline, "_steps", _fake_steps(calls, {s: "x" for s in STEPS}, failing="export"))
+    monkeypatch.setattr(pipeline, "_steps", _fake_steps(calls, {}, failing="export"))
     with pytest.raises(EdgecnnError, match="export broke"):
         run_pipeline(tmp_path / "b", TrainConfig(), log=lines.append)
     assert calls == ["train", "export"] and lines[-1].startswith("export  failed")
+    assert set(pipeline.read_records(tmp_path / "b")) == {"train"}
 
 
 def test_one_pipeline_per_folder(tmp_path, monkeypatch):

@@ -134,6 +134,40 @@ def test_keras_configs_naming_code_are_refused_and_run_nothing(name, bundle, tmp
     assert not marker.exists()
 
 
+def _rezip(bundle: Path, folder: Path, name: str, change) -> Path:
+    """The bundle's model.keras with its members changed by ``change(members)``."""
+    with zipfile.ZipFile(bundle / "model.keras") as src:
+        members = {n: src.read(n) for n in src.namelist()}
+    change(members)
+    path = folder / f"{name}.keras"
+    with zipfile.ZipFile(path, "w") as out:
+        for member, data in members.items():
+            out.writestr(member, data)
+    return path
+
+
+BROKEN_KERAS = {
+    "weights-truncated": (lambda m: m.update({"model.weights.h5": m["model.weights.h5"][:5000]}), "truncated"),
+    "weights-random": (lambda m: m.update({"model.weights.h5": bytes(range(256)) * 64}), "signature"),
+    "weights-missing": (lambda m: m.pop("model.weights.h5"), "model.weights.h5"),
+    "config-not-json": (lambda m: m.update({"config.json": b"{not json"}), "property name"),
+    "config-unknown-class": (lambda m: m.update({"config.json": json.dumps(
+        {**json.loads(m["config.json"]), "class_name": "NoSuchModel"}).encode()}), "NoSuchModel"),
+}
+
+
+@pytest.mark.parametrize("name", list(BROKEN_KERAS))
+def test_broken_keras_archives_are_one_line_errors(name, bundle, tmp_path):
+    from edgecnn.model import load_model
+
+    change, needle = BROKEN_KERAS[name]
+    path = _rezip(bundle, tmp_path, name, change)
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert str(path) in message and needle in message and "\n" not in message, message
+
+
 # ---------------------------------------------------- ONNX and TFLite bytes
 
 

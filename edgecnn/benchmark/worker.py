@@ -44,18 +44,20 @@ def peak_rss_mb() -> float | None:
 
 
 class Loaded(NamedTuple):
-    """A model ready to time: the call of the case's mode and, for the Predictor, the bare call it wraps."""
+    """A model ready to time: the call of the case's mode and, for the Predictor, the calls it is made of
+    (the bare runtime call on prepared input, and the input preparation alone)."""
 
     call: Callable[[], Any]
-    bare: Callable[[], Any] | None = None
+    parts: dict[str, Callable[[], Any]] | None = None
 
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Load the model, time it and report; ``case`` holds path, mode, batch_size, threads, runs, warmup,
     max_seconds (a time budget, or None) and images.
 
-    A Predictor case also times the Predictor and the bare runtime call alternately
-    (``paired_p50_s``): the predictor-overhead ratio comes from that pairing.
+    A Predictor case also times the Predictor, the bare runtime call and the input
+    preparation alone in alternation (``paired_p50_s``): the predictor-overhead
+    ratio comes from that pairing, and the preparation says where the overhead goes.
     """
     images = np.load(case["images"], allow_pickle=False)[: case["batch_size"]]
     info: dict[str, Any] = {}
@@ -77,10 +79,11 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         "images_per_s": timing.images_per_s,
         "peak_rss_mb": peak_rss_mb(),
     }
-    if loaded[0].bare is not None:
-        wrapped, bare = time_alternating([loaded[0].call, loaded[0].bare], runs=case["runs"], warmup=case["warmup"],
-                                         max_seconds=budget)
-        result["paired_p50_s"] = {"predictor": float(np.median(wrapped)), "raw": float(np.median(bare))}
+    parts = loaded[0].parts
+    if parts is not None:
+        calls = {"predictor": loaded[0].call, **parts}
+        samples = time_alternating(list(calls.values()), runs=case["runs"], warmup=case["warmup"], max_seconds=budget)
+        result["paired_p50_s"] = {name: float(np.median(s)) for name, s in zip(calls, samples)}
     return result
 
 
@@ -94,7 +97,7 @@ def _export_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any
     run_native = predictor.runtime.run_native
     bare = lambda: run_native(native)  # noqa: E731
     if case["mode"] == "predictor":
-        return Loaded(lambda: predictor.predict(images), bare)
+        return Loaded(lambda: predictor.predict(images), {"raw": bare, "prepare": lambda: predictor.prepare(images)})
     return Loaded(bare)
 
 

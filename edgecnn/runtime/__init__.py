@@ -10,7 +10,7 @@ import importlib
 import json
 import os
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -63,6 +63,7 @@ class Predictor:
         shape = runtime.input_shape
         self._shapes = (shape, shape[:-1]) if shape[-1] == 1 else (shape,)
         self._batch_shape = shape
+        self._native_shape = (-1, *shape)
         self._input_quant, self._output_quant = runtime.input_quant, runtime.output_quant
         self._native_dtype = runtime.input_dtype
         self._from_pixels = self._pixel_converter()
@@ -106,9 +107,13 @@ class Predictor:
 
         Raises ``ValueError`` saying what was expected and what was given.
         """
-        if type(x) is np.ndarray and x.dtype is _UINT8 and x.shape[1:] in self._shapes and x.shape[0]:
-            return self._from_pixels(x).reshape((x.shape[0], *self._batch_shape))
+        if self._is_pixels(x):
+            return self._from_pixels(x).reshape(self._native_shape)
         return self._to_native(to_model_input(x, self._batch_shape))
+
+    def _is_pixels(self, x: Any) -> bool:
+        """A uint8 batch of the model's image shape: the hot path's input."""
+        return type(x) is np.ndarray and x.dtype is _UINT8 and x.shape[1:] in self._shapes and x.shape[0] > 0
 
     def _to_native(self, x: np.ndarray) -> np.ndarray:
         """Float [0, 1] in the model's shape -> the model's input dtype (quantized with its own scale)."""
@@ -119,35 +124,30 @@ class Predictor:
         q = np.rint(x / np.float32(quant.scale)) + np.float32(quant.zero_point)
         return np.clip(q, info.min, info.max).astype(self._native_dtype)
 
-    def _pixel_converter(self):
-        """uint8 pixels -> native input, the hot path: the cheapest function equal to the general path.
+    def _pixel_converter(self) -> Callable[[np.ndarray], np.ndarray]:
+        """uint8 pixels -> native input for the hot path: the cheapest function equal to the general path.
 
-        The candidates are checked against the general path on all 256 pixel
-        values, so the fast path gives bit-identical inputs.
+        The fast function is checked against the general path on all 256 pixel
+        values, so it gives bit-identical inputs; otherwise the 256 values are looked up.
         """
         pixels = np.arange(256, dtype=np.uint8)
         table = self._to_native(to_model_input(pixels.reshape(256, 1, 1, 1), (1, 1, 1))).reshape(256)
+        fast = None
         if self._input_quant is None and table.dtype == np.float32:
             scale = np.float32(255.0)
 
-            def divide(x):  # to_model_input's own arithmetic, without its checks and second array
+            def fast(x):  # to_model_input's own arithmetic, without its checks and second array
                 y = x.astype(np.float32)
                 y /= scale
                 return y
-            candidates = [divide]
-        elif table.dtype.itemsize == 1:  # int8 with scale 1/255: quantizing is adding a constant
-            offset = np.uint8(int(table[0]) % 256)
-            dtype = table.dtype
+        elif table.dtype.itemsize == 1:  # 8-bit input quantized with scale 1/255: a constant shift
+            offset, dtype = np.uint8(int(table[0]) % 256), table.dtype
 
-            def shift(x):
+            def fast(x):
                 return (x + offset).view(dtype)
-            candidates = [shift]
-        else:
-            candidates = []
-        for fast in candidates:
-            if np.array_equal(fast(pixels), table):
-                return fast
-        return lambda x: table[x]
+        if fast is not None and np.array_equal(fast(pixels), table):
+            return fast
+        return table.take
 
     def _output_converter(self) -> np.ndarray | None:
         """For 8-bit outputs, the 256 dequantized values indexed by the output's bytes."""
@@ -159,12 +159,13 @@ class Predictor:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, float32 of shape (N, classes), for a batch of N >= 1 images."""
-        native = self.prepare(x)
         step = self._max_batch
-        if len(native) <= step:
-            raw = self._run(native)
+        if type(x) is np.ndarray and x.dtype is _UINT8 and x.shape[1:] in self._shapes and 0 < x.shape[0] <= step:
+            raw = self._run(self._from_pixels(x).reshape(self._native_shape))  # the hot path, inlined: see _is_pixels
         else:
-            raw = np.concatenate([self._run(native[i:i + step]) for i in range(0, len(native), step)])
+            native = self.prepare(x)
+            raw = self._run(native) if len(native) <= step else np.concatenate(
+                [self._run(native[i:i + step]) for i in range(0, len(native), step)])
         if self._output_table is not None:
             return self._output_table.take(raw.view(np.uint8))
         quant = self._output_quant

@@ -77,6 +77,11 @@ def image_input_shape(path: Path, dims: tuple, what: str) -> tuple[int, int, int
     return tuple(int(d) for d in dims)  # type: ignore[return-value]
 
 
+#: More runtime threads than this is a typo, not a request: runtimes would try to start them all and hang.
+MAX_THREADS = 256
+
+
 def check_threads(threads: int | None) -> None:
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise ValueError(f"threads must be an integer from 1 to {MAX_THREADS} or None, got {threads!r}")
