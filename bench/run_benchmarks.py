@@ -115,7 +115,8 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
     def operands(key: str) -> tuple[float, float, str]:
         r = ratios[key]
         a, b = r["a"]["p50_s"], r["b"]["p50_s"]
-        return a, b, f"{r['a']['name']} {r['a']['mode']} {seconds(a)} / {r['b']['name']} {r['b']['mode']} {seconds(b)}"
+        return a, b, (f"{r['a']['name']} {r['a']['mode']} {seconds(a)} / {r['b']['name']} {r['b']['mode']} "
+                      f"{seconds(b)} ({r['method']})")
 
     for key, label, goal in (("int8_vs_fp32:litert", "TFLite int8 p50 vs TFLite float32 (batch 1, 1 thread)", 0.45),
                              ("int8_vs_fp32:onnxruntime", "ONNX int8 p50 vs ONNX float32 (batch 1, 1 thread)", 0.7)):
@@ -131,7 +132,7 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
         a, b, detail = operands(key)
         prepare = (ratios[key].get("paired_p50_s") or {}).get("prepare")
         add(Target(f"Predictor p50 vs raw runtime call: {key.split(':', 1)[1]} (batch 1, 1 thread)", 1.10, True),
-            ratios[key]["value"], detail + " (alternating calls)",
+            ratios[key]["value"], detail,
             lambda a=a, b=b, prepare=prepare: (
                 f"the Predictor adds {seconds(a - b)} per call to a {seconds(b)} runtime call; converting the uint8 "
                 f"image to the model's input (`Predictor.prepare`, timed alone in the same rounds) takes "

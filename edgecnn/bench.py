@@ -19,14 +19,14 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import click
 import numpy as np
 
 from .benchmark.facts import ModelFacts, file_facts
 from .benchmark.output import format_table, write_csv, write_plot
-from .benchmark.worker import EXPORT_MODES, KERAS_MODES
+from .benchmark.worker import EXPORT_MODES, KERAS_MODES, PAIR_BLOCK, PAIR_MODE
 from .bundle import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, default_bundle, read_manifest
 from .data import INPUT_SHAPE, load_dataset
 from .errors import DataError, EdgecnnError, require
@@ -280,20 +280,32 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
                    plot=plot_path is not None)
 
     rows: list[dict[str, Any]] = []
+    pairs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
         inputs = _save_inputs(found, max(cfg.batch_sizes), Path(tmp), data_dir)
-        cases = [(t, mode, b, n) for t in found for n in cfg.threads for b in cfg.batch_sizes for mode in t.modes]
-        with click.progressbar(cases, label="benchmarking", file=sys.stderr, hidden=not progress,
-                               item_show_func=lambda c: c and f"{c[0].name} {c[1]} batch {c[2]} x{c[3]} threads") as bar:
-            for target, mode, batch, n_threads in bar:
-                case = {"path": str(target.path.resolve()), "mode": mode, "batch_size": batch, "threads": n_threads,
-                        "runs": cfg.runs, "warmup": cfg.warmup, "max_seconds": cfg.max_seconds,
-                        "images": str(inputs[target.input_shape][0])}
-                rows.append(_row(target, case, run_worker(case, Path(tmp))))
+        common = {"runs": cfg.runs, "warmup": cfg.warmup, "max_seconds": cfg.max_seconds}
+        jobs: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None]]] = []
+        for t in found:
+            for n, b, mode in ((n, b, mode) for n in cfg.threads for b in cfg.batch_sizes for mode in t.modes):
+                case = {"path": str(t.path.resolve()), "mode": mode, "batch_size": b, "threads": n, **common,
+                        "images": str(inputs[t.input_shape][0])}
+                jobs.append((f"{t.name} {mode} batch {b} x{n} threads", case,
+                             lambda result, t=t, case=case: rows.append(_row(t, case, result))))
+        batch, n = min(cfg.batch_sizes), min(cfg.threads)
+        for backend, int8, base in quantization_pairs(found):
+            case = {"paths": [str(int8.path.resolve()), str(base.path.resolve())], "mode": PAIR_MODE,
+                    "batch_size": batch, "threads": n, **common, "images": str(inputs[int8.input_shape][0])}
+            jobs.append((f"{int8.name} vs {base.name} side by side", case,
+                         lambda result, names=(int8.name, base.name), backend=backend: pairs.append(
+                             {"backend": backend, "names": names, "batch_size": batch, "threads": n, **result})))
+        with click.progressbar(jobs, label="benchmarking", file=sys.stderr, hidden=not progress,
+                               item_show_func=lambda job: job and job[0]) as bar:
+            for _, case, store in bar:
+                store(run_worker(case, Path(tmp)))
     config = {"batch_sizes": list(cfg.batch_sizes), "threads": list(cfg.threads), "runs": cfg.runs,
               "warmup": cfg.warmup, "max_seconds": cfg.max_seconds,
               "input": "; ".join(described for _, described in inputs.values()), "isolation": "one process per case"}
-    report = BenchReport(machine(), _now(), config, rows, compute_ratios(rows), notes)
+    report = BenchReport(machine(), _now(), config, rows, compute_ratios(rows, pairs), notes)
     for path in dict.fromkeys(Path(p).resolve() for p in (default_json, json_path) if p is not None):
         report.written.append(write_json(path, report.to_dict()))
     if csv_path is not None:
@@ -301,6 +313,16 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
     if plot_path is not None:
         report.written.append(write_plot(plot_path, rows, title=f"edgecnn bench on {report.machine['cpu']}"))
     return report
+
+
+def quantization_pairs(found: list[BenchTarget]) -> list[tuple[str, BenchTarget, BenchTarget]]:
+    """Per runtime, its int8 and float32 exports (exactly one of each), to be timed side by side."""
+    by: dict[str, dict[str, list[BenchTarget]]] = {}
+    for t in found:
+        if t.modes == EXPORT_MODES and t.precision in ("int8", "float32"):
+            by.setdefault(backend_class(t.path).name, {}).setdefault(t.precision, []).append(t)
+    return [(backend, of["int8"][0], of["float32"][0]) for backend, of in by.items()
+            if len(of.get("int8", [])) == 1 and len(of.get("float32", [])) == 1]
 
 
 def _save_inputs(found: list[BenchTarget], count: int, folder: Path,
@@ -364,14 +386,15 @@ def _now() -> str:
 # --------------------------------------------------------------------------- ratios
 
 
-def compute_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """p50 ratios at the smallest batch and thread count, each with both operands.
+def compute_ratios(rows: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:
+    """p50 ratios at the smallest batch and thread count, each with both operands and how they were timed.
 
     ``predictor_overhead:<name>``: Predictor / raw runtime call, from the alternating
-    calls of the Predictor case (so load drift between cases cannot fake it);
-    ``int8_vs_fp32:<backend>``: int8 / float32 export, both through the Predictor;
+    calls of the Predictor case; ``int8_vs_fp32:<backend>``: int8 / float32 export
+    through the Predictor, from their side-by-side ``pairs`` (else from their rows);
     ``keras_predict_vs_fastest``, ``keras_call_vs_fastest``: Keras / the fastest
-    export's Predictor (a speed-up).
+    export's Predictor (a speed-up). Alternation keeps drift in the machine's load
+    out of ratios of close figures.
     """
     if not rows:
         return {}
@@ -380,32 +403,43 @@ def compute_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     at = [r for r in rows if r["batch_size"] == batch and r["threads"] == threads]
     by = {(r["name"], r["mode"]): r for r in at}
 
-    def entry(meaning: str, a: dict[str, Any], b: dict[str, Any], paired: dict[str, float] | None = None) -> dict[str, Any]:
-        pa, pb = (paired["predictor"], paired["raw"]) if paired else (a["latency_s"]["p50"], b["latency_s"]["p50"])
-        return {"value": pa / pb if pb else None, "meaning": meaning, "batch_size": batch, "threads": threads,
-                "method": "alternating calls in one process" if paired else "each in its own process",
-                "a": {"name": a["name"], "mode": a["mode"], "p50_s": pa},
-                "b": {"name": b["name"], "mode": b["mode"], "p50_s": pb},
-                **({"paired_p50_s": paired} if paired else {})}
+    def entry(meaning: str, a: tuple[str, str, float], b: tuple[str, str, float], method: str,
+              **extra: Any) -> dict[str, Any]:
+        return {"value": a[2] / b[2] if b[2] else None, "meaning": meaning, "batch_size": batch, "threads": threads,
+                "method": method, "a": {"name": a[0], "mode": a[1], "p50_s": a[2]},
+                "b": {"name": b[0], "mode": b[1], "p50_s": b[2]}, **extra}
+
+    def operand(row: dict[str, Any]) -> tuple[str, str, float]:
+        return row["name"], row["mode"], row["latency_s"]["p50"]
 
     ratios: dict[str, dict[str, Any]] = {}
     for (name, mode), row in by.items():
-        if mode == "predictor" and (name, "raw") in by:
-            ratios[f"predictor_overhead:{name}"] = entry("Predictor p50 / raw runtime call p50", row, by[(name, "raw")],
-                                                         row.get("paired_p50_s"))
+        paired = row.get("paired_p50_s")
+        if mode == "predictor" and paired:
+            ratios[f"predictor_overhead:{name}"] = entry(
+                "Predictor p50 / raw runtime call p50", (name, mode, paired["predictor"]), (name, "raw", paired["raw"]),
+                "alternating calls in one process", paired_p50_s=paired)
     predictors = [r for r in at if r["mode"] == "predictor"]
     for backend in dict.fromkeys(r["backend"] for r in predictors):
+        side_by_side = [p for p in pairs if p["backend"] == backend and p["batch_size"] == batch
+                        and p["threads"] == threads]
         of = {p: [r for r in predictors if r["backend"] == backend and r["precision"] == p] for p in ("int8", "float32")}
-        if len(of["int8"]) == 1 and len(of["float32"]) == 1:
-            ratios[f"int8_vs_fp32:{backend}"] = entry("int8 p50 / float32 p50, both through the Predictor",
-                                                      of["int8"][0], of["float32"][0])
+        meaning = "int8 p50 / float32 p50, both through the Predictor"
+        if side_by_side:
+            (a, b), (pa, pb) = side_by_side[0]["names"], side_by_side[0]["paired_p50_s"]
+            ratios[f"int8_vs_fp32:{backend}"] = entry(meaning, (a, "predictor", pa), (b, "predictor", pb),
+                                                      f"alternating blocks of {PAIR_BLOCK} calls in one process")
+        elif len(of["int8"]) == 1 and len(of["float32"]) == 1:
+            ratios[f"int8_vs_fp32:{backend}"] = entry(meaning, operand(of["int8"][0]), operand(of["float32"][0]),
+                                                      "each in its own process")
     if predictors:
         fastest = min(predictors, key=lambda r: r["latency_s"]["p50"])
         for mode in KERAS_MODES:
             keras_rows = [r for r in at if r["mode"] == mode]
             if len(keras_rows) == 1:
                 ratios[f"{mode.replace('.', '_')}_vs_fastest"] = entry(
-                    f"Keras {mode.split('.')[1]} p50 / fastest export's Predictor p50 (speed-up)", keras_rows[0], fastest)
+                    f"Keras {mode.split('.')[1]} p50 / fastest export's Predictor p50 (speed-up)",
+                    operand(keras_rows[0]), operand(fastest), "each in its own process")
     return ratios
 
 

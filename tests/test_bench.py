@@ -345,3 +345,45 @@ def test_a_corrupt_model_is_a_one_line_error(tmp_path):
     proc = run_cli("bench", bad, "--runs", "2", "--warmup", "0", "--batch-sizes", "1", "--threads", "1")
     assert_one_line_error(proc, "model.tflite", code=2)
     assert not (tmp_path / "bench.json").exists()  # nothing half-written
+
+
+def _row(name, mode, p50, backend="litert", precision="float32", **extra):
+    return {"name": name, "mode": mode, "backend": backend, "precision": precision, "batch_size": 1, "threads": 1,
+            "latency_s": {"p50": p50}, **extra}
+
+
+def test_ratios_use_the_alternating_measurements():
+    rows = [_row("tflite", "predictor", 9e-5, paired_p50_s={"predictor": 1.1e-4, "raw": 1e-4, "prepare": 5e-6}),
+            _row("tflite", "raw", 5e-5),  # another process, a quieter moment: not used for the overhead
+            _row("tflite-int8", "predictor", 4e-5, precision="int8"),
+            _row("keras", "keras.predict", 0.05, backend="keras"), _row("keras", "keras.call", 0.005, backend="keras")]
+    ratios = lib.compute_ratios(rows)
+    assert ratios["predictor_overhead:tflite"]["value"] == pytest.approx(1.1)
+    assert ratios["int8_vs_fp32:litert"]["value"] == pytest.approx(4 / 9)  # no side-by-side pair: the rows
+    assert ratios["int8_vs_fp32:litert"]["method"] == "each in its own process"
+    assert ratios["keras_predict_vs_fastest"]["value"] == pytest.approx(0.05 / 4e-5)
+    assert ratios["keras_call_vs_fastest"]["b"]["name"] == "tflite-int8"
+    pair = {"backend": "litert", "names": ("tflite-int8", "tflite"), "batch_size": 1, "threads": 1,
+            "paired_p50_s": [3e-5, 1e-4], "runs": 100}
+    ratios = lib.compute_ratios(rows, [pair])
+    assert ratios["int8_vs_fp32:litert"]["value"] == pytest.approx(0.3)
+    assert ratios["int8_vs_fp32:litert"]["method"].startswith("alternating blocks")
+
+
+def test_int8_and_float32_exports_are_timed_side_by_side(tiny_bundle, tmp_path):
+    from edgecnn.bundle import update_manifest
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    shutil.copy(bundle / "model_fp32.tflite", bundle / "standin.tflite")  # the pairing, not int8 itself, is tested
+
+    def add_standin(manifest):
+        manifest["exports"]["tflite-int8"] = {**manifest["exports"]["tflite"], "file": "standin.tflite",
+                                              "precision": "int8"}
+
+    update_manifest(bundle, add_standin)
+    report = lib.bench([bundle / "model_fp32.tflite", bundle / "standin.tflite"], batch_sizes=(1,), threads=(1,),
+                       runs=40, warmup=2, progress=False)
+    ratio = report.ratios["int8_vs_fp32:litert"]
+    assert ratio["method"].startswith("alternating blocks") and ratio["value"] > 0
+    assert (ratio["a"]["name"], ratio["b"]["name"]) == ("tflite-int8", "tflite")

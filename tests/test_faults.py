@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,16 @@ from edgecnn import fileio
 from edgecnn.errors import EdgecnnError
 from edgecnn.fileio import TMP_PREFIX, sha256_file
 
-from .conftest import REAL_DATA, REPO, assert_one_line_error, needs_real_data, run_cli
+from .conftest import REPO, assert_one_line_error, run_cli
 
 # ------------------------------------------------------------------ helpers
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> tuple[Path, Path]:
+    from .test_bad_input import shared_bundle, shared_data
+
+    return shared_bundle(tmp_path_factory), shared_data(tmp_path_factory)
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -67,15 +75,13 @@ def _assert_consistent(folder: Path, before: dict[str, str]) -> None:
     """Every earlier artifact is still there, complete; the manifest's sha256s match its files."""
     after = _files(folder)
     assert before.keys() <= after.keys(), f"lost: {sorted(before.keys() - after.keys())}"
-    for name, digest in after.items():
+    for name in after:
         path = folder / name
         if name.endswith(".json"):
             json.loads(path.read_text())  # complete JSON, old or new
         elif name.endswith(".npy"):
             np.load(path, allow_pickle=False)
         elif name.endswith(".keras"):
-            import zipfile
-
             with zipfile.ZipFile(path) as archive:
                 assert archive.testzip() is None, name
     manifest_path = folder / "manifest.json"
@@ -88,17 +94,17 @@ def _assert_consistent(folder: Path, before: dict[str, str]) -> None:
 # ----------------------------------------------------------- SIGKILL: train
 
 
-@needs_real_data
-def test_sigkill_during_train_keeps_the_previous_artifacts(tmp_path):
+def test_sigkill_during_train_keeps_the_previous_artifacts(shared, tmp_path):
     from edgecnn.model import load_model
     from edgecnn.train import TrainConfig, train
 
+    _, data = shared
     out = tmp_path / "bundle"
-    train(TrainConfig(out=out, limit=600, epochs=1, seed=1))
+    train(TrainConfig(out=out, limit=300, epochs=1, seed=1, data_dir=data))
     before = _files(out)
 
     log = tmp_path / "train.log"
-    proc = _spawn(["train", "--out", out, "--limit", "3000", "--epochs", "40", "--patience", "40", "--seed", "2"], log)
+    proc = _spawn(["train", "--out", out, "--epochs", "40", "--patience", "40", "--seed", "2", "--data-dir", data], log)
 
     def mid_checkpoint():  # the most dangerous moment: model.keras being replaced
         if any(p.name.startswith(f"{TMP_PREFIX}{proc.pid}-model") for p in _temps(out)):
@@ -109,19 +115,12 @@ def test_sigkill_during_train_keeps_the_previous_artifacts(tmp_path):
     _assert_consistent(out, before)
     load_model(out / "model.keras")  # the previous model or a complete checkpoint of the killed run
 
-    train(TrainConfig(out=out, limit=600, epochs=1, seed=1))  # the next run completes
+    train(TrainConfig(out=out, limit=300, epochs=1, seed=1, data_dir=data))  # the next run completes
     assert _temps(out) == [], f"the killed run's temp files were not swept (killed {reason})"
     _assert_consistent(out, before)
 
 
 # ---------------------------------------------------------- SIGKILL: export
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> tuple[Path, Path]:
-    from .test_bad_input import shared_bundle, shared_data
-
-    return shared_bundle(tmp_path_factory), shared_data(tmp_path_factory)
 
 
 def _temp_of(proc: subprocess.Popen, folder: Path, stem: str) -> bool:
@@ -286,14 +285,13 @@ def test_full_tmpfs_keeps_the_previous_npy(tiny_tmpfs):
     assert _temps(tiny_tmpfs) == []
 
 
-@needs_real_data
-def test_full_disk_during_train_keeps_the_previous_model(tiny_tmpfs):
+def test_full_disk_during_train_keeps_the_previous_model(shared, tiny_tmpfs):
     """A real full disk under `edgecnn train`: exit 2, one line, previous model.keras untouched."""
     from edgecnn.model import build_model, save_model
 
     save_model(build_model(), tiny_tmpfs / "model.keras")  # 1.3 MB of the 2 MiB: no room for a second copy
     before = sha256_file(tiny_tmpfs / "model.keras")
-    proc = run_cli("train", "--out", tiny_tmpfs, "--limit", "600", "--epochs", "1", "--data-dir", REAL_DATA)
+    proc = run_cli("train", "--out", tiny_tmpfs, "--limit", "300", "--epochs", "1", "--data-dir", shared[1])
     assert_one_line_error(proc, "No space left on device", str(tiny_tmpfs / "model.keras"), code=2)
     assert sha256_file(tiny_tmpfs / "model.keras") == before
     assert _temps(tiny_tmpfs) == []

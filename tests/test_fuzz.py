@@ -251,3 +251,40 @@ def test_load_image_every_mode_and_format(tmp_path, mode, fmt):
     assert _save(_sample_image(mode), fmt, path)
     for channels in (1, 3):
         assert _check_loaded(path, channels=channels) is not None
+
+
+# ------------------------------------------------------------ Predictor input
+
+PREDICTOR_FILES = ["model_fp32.onnx", "model_int8.tflite"]
+
+
+@pytest.fixture(scope="module")
+def predictors(tmp_path_factory):
+    from edgecnn.runtime import Predictor
+
+    from .test_bad_input import shared_bundle
+
+    bundle = shared_bundle(tmp_path_factory)
+    return {name: Predictor.load(bundle / name) for name in PREDICTOR_FILES}
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data(), name=st.sampled_from(PREDICTOR_FILES),
+       dtype=st.sampled_from([np.uint8, np.float32, np.float64, np.int16, np.bool_]),
+       shape=st.one_of(st.tuples(st.integers(0, 5)).map(lambda n: (n[0], 28, 28)),
+                       st.tuples(st.integers(1, 5)).map(lambda n: (n[0], 28, 28, 1)),
+                       hnp.array_shapes(min_dims=0, max_dims=4, max_side=5)))
+def test_predictor_on_random_batches(predictors, data, name, dtype, shape):
+    """Any array: ValueError, or probabilities (N, 10); uint8 pixels give exactly what x / 255 gives."""
+    predictor = predictors[name]
+    elements = st.floats(0, 1, width=32) if dtype in (np.float32, np.float64) and data.draw(st.booleans()) else None
+    x = data.draw(hnp.arrays(dtype, shape, elements=elements))
+    try:
+        probs = predictor.predict(x)
+    except ValueError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert probs.dtype == np.float32 and probs.shape == (x.shape[0], 10)
+    assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1, atol=0.05)  # int8: 10 roundings of 1/256
+    if x.dtype == np.uint8:
+        np.testing.assert_array_equal(probs, predictor.predict(x.astype(np.float32) / np.float32(255)))

@@ -8,7 +8,6 @@ A model file is code-adjacent: a ``.keras`` config names Python objects, a
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import os
 import shutil

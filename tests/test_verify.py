@@ -140,7 +140,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, case, needles):
 def test_test_set_not_found_via_environment_is_one_line_exit_2(tmp_path):
     proc = run_cli_after(NO_SYSTEM_DATASET, "verify", fake_bundle(tmp_path / "b"),
                          env={"EDGECNN_DATA_DIR": str(tmp_path / "empty")})
-    assert_one_line_error(proc, "Fashion-MNIST not found", str(tmp_path / "empty"), code=2)
+    assert_one_line_error(proc, "$EDGECNN_DATA_DIR", str(tmp_path / "empty"), "does not hold", code=2)
 
 
 # ----------------------------------------------------------------------------- real exports of tiny models

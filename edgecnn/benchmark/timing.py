@@ -56,35 +56,41 @@ def summarize(samples: Sequence[float]) -> LatencyStats:
 MIN_BUDGET_RUNS = 30
 
 
-def time_alternating(calls: Sequence[Callable[[], Any]], *, runs: int, warmup: int = 0,
+def time_alternating(calls: Sequence[Callable[[], Any]], *, runs: int, warmup: int = 0, block: int = 1,
                      max_seconds: float | None = None, clock: Clock = time.perf_counter) -> np.ndarray:
-    """Seconds of each call in each round, shape (len(calls), rounds).
+    """Seconds of each timed call, shape (len(calls), runs).
 
-    Every round calls each function once, in forward then reversed order on
-    alternate rounds, so drift in the machine's load hits all of them alike (for
-    ratios of close figures: the Predictor against its bare runtime call). After
-    ``warmup`` untimed rounds come ``runs`` timed ones, or fewer (never under
+    Each round makes ``block`` consecutive calls of every function, in forward
+    then reversed order on alternate rounds, so drift in the machine's load hits
+    all of them alike. ``block=1`` compares calls sharing one model (the Predictor
+    against its bare runtime call); a larger block lets each of two different
+    models run with warm caches (int8 against float32). After ``warmup`` untimed
+    calls of each come ``runs`` timed ones, or fewer (never under
     :data:`MIN_BUDGET_RUNS`) once ``max_seconds`` of timed rounds have passed.
     """
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    for _ in range(warmup):
-        for call in calls:
+    if runs < 1 or warmup < 0 or block < 1:
+        raise ValueError(f"need runs >= 1, warmup >= 0 and block >= 1, got {runs}, {warmup}, {block}")
+    for call in calls:
+        for _ in range(warmup):
             call()
     samples = np.empty((len(calls), runs), dtype=np.float64)
     order = list(enumerate(calls))
     least = min(runs, MIN_BUDGET_RUNS)
+    done = rounds = 0
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
         began = clock()
-        for i in range(runs):
-            for which, call in (order if i % 2 == 0 else order[::-1]):
-                start = clock()
-                call()
-                samples[which, i] = clock() - start
-            if max_seconds is not None and i + 1 >= least and clock() - began >= max_seconds:
-                return samples[:, : i + 1]
+        while done < runs:
+            size = min(block, runs - done)
+            for which, call in (order if rounds % 2 == 0 else order[::-1]):
+                for i in range(done, done + size):
+                    start = clock()
+                    call()
+                    samples[which, i] = clock() - start
+            done, rounds = done + size, rounds + 1
+            if max_seconds is not None and done >= least and clock() - began >= max_seconds:
+                return samples[:, :done]
     finally:
         if gc_was_on:
             gc.enable()

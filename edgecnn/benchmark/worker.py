@@ -24,6 +24,9 @@ from .timing import measure, time_alternating
 #: Modes timed on a .tflite/.onnx file and on a .keras file.
 EXPORT_MODES = ("predictor", "raw")
 KERAS_MODES = ("keras.predict", "keras.call")
+#: Two exports (``paths``) through the Predictor in one process, in alternating blocks of calls.
+PAIR_MODE = "pair"
+PAIR_BLOCK = 50
 
 
 def peak_rss_mb() -> float | None:
@@ -60,6 +63,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     ratio comes from that pairing, and the preparation says where the overhead goes.
     """
     images = np.load(case["images"], allow_pickle=False)[: case["batch_size"]]
+    if case["mode"] == PAIR_MODE:
+        return run_pair(case, images)
     info: dict[str, Any] = {}
     loaded: list[Loaded] = []
     loader = _keras_loader if case["mode"] in KERAS_MODES else _export_loader
@@ -85,6 +90,16 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         samples = time_alternating(list(calls.values()), runs=case["runs"], warmup=case["warmup"], max_seconds=budget)
         result["paired_p50_s"] = {name: float(np.median(s)) for name, s in zip(calls, samples)}
     return result
+
+
+def run_pair(case: dict[str, Any], images: np.ndarray) -> dict[str, Any]:
+    """Median latency of each of two exports timed in alternating blocks: a ratio that load drift cannot fake."""
+    from ..runtime import Predictor
+
+    predictors = [Predictor.load(path, threads=case["threads"]) for path in case["paths"]]
+    samples = time_alternating([lambda p=p: p.predict(images) for p in predictors], runs=case["runs"],
+                               warmup=case["warmup"], block=PAIR_BLOCK, max_seconds=case.get("max_seconds"))
+    return {"paired_p50_s": [float(np.median(s)) for s in samples], "runs": samples.shape[1]}
 
 
 def _export_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]) -> Loaded:
