@@ -125,9 +125,10 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
             continue
         a, b, detail = operands(key)
         add(Target(label, goal, True), ratios[key]["value"], detail,
-            lambda a=a, b=b, key=key: (f"int8 saves only {seconds(b - a)} of {seconds(b)} per image"
-                                       + ("; the per-node profile below shows which layers gain and which lose"
-                                          if key.endswith("onnxruntime") else "")))
+            lambda a=a, b=b, key=key: (f"int8 saves only {seconds(b - a)} of {seconds(b)} per image; "
+                                       + ("the per-node profile below shows which layers gain and which lose"
+                                          if key.endswith("onnxruntime") else
+                                          "the per-layer table below shows which layers gain and which lose")))
     for key in [k for k in ratios if k.startswith("predictor_overhead:")]:
         a, b, detail = operands(key)
         prepare = (ratios[key].get("paired_p50_s") or {}).get("prepare")
@@ -152,6 +153,71 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
         lambda: f"`edgecnn --version` alone takes {floor:.2f} s here (Python and edgecnn start), "
                 "a floor both commands pay")
     return rows
+
+
+def tflite_int8_blocks(model_path: Path, runs: int = 2000) -> list[dict[str, Any]]:
+    """Each weighted layer of a Sequential Keras model (with the weightless layers after it) converted alone to
+    TFLite float32 and int8 and timed (batch 1, 1 thread): which layers int8 speeds up and which it slows down.
+
+    Empty when TensorFlow is missing or the model is not a plain stack of layers."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return []
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn import tfquiet
+    from edgecnn.data import calibration_images, load_dataset, to_model_input
+    from edgecnn.model import load_model
+    from edgecnn.benchmark.timing import time_calls
+
+    tf = tfquiet.tensorflow()
+    model = load_model(model_path)
+    if type(model).__name__ != "Sequential":
+        return []
+    blocks: list[list[Any]] = []
+    for layer in model.layers:
+        if layer.weights or not blocks:
+            blocks.append([layer])
+        else:
+            blocks[-1].append(layer)
+    x = to_model_input(calibration_images(load_dataset(allow_download=False).x_train, 200))
+    found = []
+    for block in blocks:
+        shape = tuple(x.shape[1:])
+
+        def apply(t, block=block):
+            for layer in block:
+                t = layer(t, training=False)
+            return t
+
+        fn = tf.function(apply, input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
+        timed = {}
+        for precision in ("float32", "int8"):
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+            if precision == "int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = lambda x=x: ([x[i:i + 1]] for i in range(len(x)))
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.inference_input_type = converter.inference_output_type = tf.int8
+            with tfquiet.quiet(stdout=True):
+                content = converter.convert()
+                interpreter = Interpreter(model_content=content, num_threads=1)
+                interpreter.allocate_tensors()
+            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+            scale, zero_point = inp["quantization"]
+            feed = x[:1] if not scale else np.clip(np.rint(x[:1] / scale + zero_point), -128, 127).astype(inp["dtype"])
+
+            def call(interpreter=interpreter, inp=inp, out=out, feed=feed):
+                interpreter.set_tensor(inp["index"], feed)
+                interpreter.invoke()
+                return interpreter.get_tensor(out["index"])
+
+            timed[precision] = float(np.median(time_calls(call, runs=runs, warmup=200)))
+        found.append({"layers": " + ".join(type(layer).__name__ for layer in block), "input": shape, **timed})
+        x = np.asarray(apply(x))
+    return found
 
 
 def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, float]]:
@@ -184,7 +250,7 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
 
 def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targets: list[dict[str, Any]],
                   load: tuple[tuple[float, ...], tuple[float, ...]], command: str, prepared: list[str],
-                  profiles: dict[str, list[tuple[str, str, float]]]) -> Path:
+                  profiles: dict[str, list[tuple[str, str, float]]], blocks: list[dict[str, Any]]) -> Path:
     m = report.machine
     packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
     lines = [
@@ -223,6 +289,13 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
     for name, c in cold.items():
         what = "edgecnn --version" if name == "--version" else f"edgecnn predict one.png --model {name}"
         lines.append(f"| `{what}` | {c['median_s']:.2f} s | {', '.join(f'{t:.2f}' for t in c['runs_s'])} |")
+    if blocks:
+        lines += ["", "## Where TFLite int8 gains and loses", "",
+                  "Each weighted layer of the Keras model (with the pooling/flatten/dropout after it) converted alone "
+                  "to TFLite float32 and int8 (calibrated on 200 training images) and timed: p50 at batch 1, 1 thread.",
+                  "", "| layers | input | float32 | int8 | int8 / float32 |", "|---|---|---|---|---|"]
+        lines += [f"| {b['layers']} | {tuple(b['input'])} | {seconds(b['float32'])} | {seconds(b['int8'])} | "
+                  f"{b['int8'] / b['float32']:.2f}x |" for b in blocks]
     if profiles:
         lines += ["", "## Where ONNX Runtime spends its time", "",
                   "Per-node medians from ONNX Runtime's profiler (batch 1, 1 thread, after its graph optimizations; "
@@ -280,13 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     load_end = _loadavg()
     targets = evaluate(report, cold)
     listed = read_manifest(args.bundle)["exports"]
+    print("per-layer and per-node profiles...", file=sys.stderr)
     profiles = {listed[k]["file"]: onnx_node_profile(args.bundle / listed[k]["file"]) for k in ("onnx", "onnx-int8")
                 if k in listed}
+    blocks = tflite_int8_blocks(args.bundle / MODEL_FILE)
     command = "python bench/run_benchmarks.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     write_json(args.out / "results.json", {**report.to_dict(), "cold_start": cold, "targets": targets,
-                                           "onnx_node_profile_us": profiles,
+                                           "onnx_node_profile_us": profiles, "tflite_int8_blocks_s": blocks,
                                            "load_average": {"start": load_start, "end": load_end}})
-    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles)
+    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles, blocks)
     print(report.table())
     for t in targets:
         print(f"{'PASS' if t['passed'] else 'MISS'}  {t['target']}: {_x(t['measured'])} (goal {t['goal']})")

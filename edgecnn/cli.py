@@ -13,7 +13,9 @@ from pathlib import Path
 import click
 
 from . import tfquiet
-from .errors import EXIT_BAD_INPUT, EdgecnnError
+from .errors import EdgecnnError
+from .export import ALL as ALL_FORMATS, FORMATS as EXPORT_FORMATS  # light: the converters import TensorFlow lazily
+from .runtime.base import MAX_THREADS  # light: numpy only
 
 PathArg = click.Path(path_type=Path)
 
@@ -104,10 +106,6 @@ def summary(model_path, out, unsafe) -> None:
         click.echo(f"architecture diagram -> {result.diagram}")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-
-
-from .export import ALL as ALL_FORMATS, FORMATS as EXPORT_FORMATS  # noqa: E402  (light: imports no TensorFlow)
-from .runtime.base import MAX_THREADS  # noqa: E402  (light: numpy only)
 
 
 @cli.command()

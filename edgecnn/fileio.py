@@ -40,6 +40,15 @@ def _why(folder: Path, exc: OSError) -> str:
     return f"{blocker} is a file, not a folder" if blocker else str(exc.strerror or exc)
 
 
+def ensure_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Check up front that ``path`` can be written, so a long run does not fail at its very end."""
+    path = Path(path)
+    if path.is_dir():
+        raise EdgecnnError(f"{what} {path} is a folder; give a file name")
+    ensure_writable_dir(path.parent if str(path.parent) else Path("."))
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; rename it over ``target`` on success.

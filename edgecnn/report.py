@@ -21,7 +21,7 @@ import numpy as np
 
 from . import figures
 from .bench import BENCH_FILE
-from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, REFERENCE_PROBS_FILE, REPORT_FILE, default_bundle
+from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_PROBS_FILE, REPORT_FILE, default_bundle
 from .data import Dataset, load_dataset
 from .errors import EdgecnnError
 from .fileio import write_text
@@ -382,5 +382,8 @@ def write_report(folder: str | os.PathLike | None = None, *, data_dir: str | os.
     if not folder.is_dir():
         raise EdgecnnError(f"bundle folder {folder} not found" if not folder.exists() else f"{folder} is not a folder")
     bundle = load_bundle(folder)
+    if not any((folder / name).exists() for name in (*READERS, MODEL_FILE)):
+        raise EdgecnnError(f"{folder} is not a bundle: it holds none of {', '.join((MODEL_FILE, *READERS))}; "
+                           "run `edgecnn pipeline --out` there first")
     page = render(bundle, _dataset(bundle, data_dir))
     return write_text(folder / REPORT_FILE, page)

@@ -23,7 +23,7 @@ from .bundle import (MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE
                      read_manifest, update_manifest)
 from .data import load_dataset
 from .errors import EdgecnnError, MissingExtraError
-from .fileio import read_json, sha256_file, write_json
+from .fileio import ensure_writable_file, read_json, sha256_file, write_json
 from .metrics import ProbComparison, accuracy, compare_probs, confusion_matrix, per_class_accuracy, top1
 from .versions import machine
 
@@ -321,8 +321,8 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
     :class:`EdgecnnError`; a failed gate does not raise: see ``report.passed``.
     """
     check_overrides(atol, min_agreement, max_accuracy_drop)
-    if json_path is not None and Path(json_path).is_dir():
-        raise EdgecnnError(f"--json {json_path} is a folder; give a file name")
+    if json_path is not None:
+        ensure_writable_file(json_path, "--json")
     started = time.perf_counter()
     groups = resolve_targets(targets)
     explicit = Path(reference) if reference is not None else None

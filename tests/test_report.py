@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from edgecnn.data import CLASS_NAMES
+from edgecnn.errors import EdgecnnError
 from edgecnn.model import REFERENCE_LAYERS, LayerRow, format_layer_table
 from edgecnn.readme_figures import END, START, update_readme
 from edgecnn.report import write_report
@@ -164,7 +165,14 @@ def test_missing_files_degrade_section_by_section(tmp_path):
     assert page.count("<section id=") == 5
 
 
-def test_empty_folder_still_gives_a_page(tmp_path):
+def test_a_folder_that_is_no_bundle_is_refused(tmp_path):
+    with pytest.raises(EdgecnnError, match="is not a bundle"):
+        write_report(tmp_path)
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_a_bundle_with_one_file_still_gives_a_page(tmp_path):
+    (tmp_path / "summary.txt").write_text("layer table\n")
     page = write_report(tmp_path).read_text("utf-8")
     assert page.count("<section id=") == 5
     for needle in ("metrics.json not found", "manifest.json not found", "edgecnn train", "edgecnn export"):

@@ -153,9 +153,8 @@ def read_calibration_npz(path: str | os.PathLike, input_shape: tuple[int, ...], 
 
 
 def _check_images(x: np.ndarray, input_shape: tuple[int, ...], what: str) -> None:
+    """The whole array must be model input: shape, dtype and value range (to_model_input checks all three)."""
     try:
-        to_model_input(x[:1] if x.ndim else x, input_shape)
+        to_model_input(x, input_shape)
     except ValueError as exc:
         raise EdgecnnError(f"{what}: {exc}") from None
-    if x.dtype != np.uint8 and (not np.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-        raise EdgecnnError(f"{what}: float images must be in [0, 1], got values in [{x.min():g}, {x.max():g}]")
