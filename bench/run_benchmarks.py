@@ -98,7 +98,7 @@ def cold_start(bundle: Path, repeats: int) -> dict[str, Any]:
     return {name: {"median_s": statistics.median(t), "runs_s": t} for name, t in times.items()}
 
 
-def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate(report: lib.BenchReport, cold: dict[str, Any], blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target with its measured value, PASS/MISS and, for a miss, why (from the measurements)."""
     ratios = report.ratios
     rows = []
@@ -127,8 +127,7 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
         add(Target(label, goal, True), ratios[key]["value"], detail,
             lambda a=a, b=b, key=key: (f"int8 saves only {seconds(b - a)} of {seconds(b)} per image; "
                                        + ("the per-node profile below shows which layers gain and which lose"
-                                          if key.endswith("onnxruntime") else
-                                          "the per-layer table below shows which layers gain and which lose")))
+                                          if key.endswith("onnxruntime") else _slower_blocks(blocks))))
     for key in [k for k in ratios if k.startswith("predictor_overhead:")]:
         a, b, detail = operands(key)
         prepare = (ratios[key].get("paired_p50_s") or {}).get("prepare")
@@ -153,6 +152,15 @@ def evaluate(report: lib.BenchReport, cold: dict[str, Any]) -> list[dict[str, An
         lambda: f"`edgecnn --version` alone takes {floor:.2f} s here (Python and edgecnn start), "
                 "a floor both commands pay")
     return rows
+
+
+def _slower_blocks(blocks: list[dict[str, Any]]) -> str:
+    slower = [b for b in blocks if b["int8"] > b["float32"]]
+    if not slower:
+        return "see the per-layer table below"
+    return "int8 is slower than float32 on " + "; ".join(
+        f"{b['layers']} with input {tuple(b['input'])} ({seconds(b['float32'])} -> {seconds(b['int8'])})"
+        for b in slower) + " (per-layer table below)"
 
 
 def tflite_int8_blocks(model_path: Path, runs: int = 2000) -> list[dict[str, Any]]:
@@ -351,12 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     print("cold starts...", file=sys.stderr)
     cold = cold_start(args.bundle, args.cold_repeats)
     load_end = _loadavg()
-    targets = evaluate(report, cold)
     listed = read_manifest(args.bundle)["exports"]
     print("per-layer and per-node profiles...", file=sys.stderr)
     profiles = {listed[k]["file"]: onnx_node_profile(args.bundle / listed[k]["file"]) for k in ("onnx", "onnx-int8")
                 if k in listed}
     blocks = tflite_int8_blocks(args.bundle / MODEL_FILE)
+    targets = evaluate(report, cold, blocks)
     command = "python bench/run_benchmarks.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip()
     write_json(args.out / "results.json", {**report.to_dict(), "cold_start": cold, "targets": targets,
                                            "onnx_node_profile_us": profiles, "tflite_int8_blocks_s": blocks,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Training throughput: one epoch of edgecnn's training path vs the reference's plain ``model.fit``.
 
-    python bench/train_throughput.py              # 2 epochs of each, alternating (~2 minutes on 2 cores)
+    python bench/train_throughput.py              # 5 epochs of each, alternating (~3 minutes on 2 cores)
 
 Both sides train the same architecture on the same in-memory Fashion-MNIST
 arrays (48,000 training / 12,000 validation images, batch 32, one epoch, with
@@ -9,8 +9,9 @@ validation). The reference side is the textbook code: ``model.fit`` with a
 ModelCheckpoint (best only) and EarlyStopping, nothing else (on float32 arrays:
 the textbook's float64 ones would only slow the reference down). The edgecnn side is
 ``edgecnn.train.train`` (seeded, deterministic ops, atomic best checkpoint);
-its epoch time is the fit wall time that train() records, so data loading, the
-test evaluation and the plots are reported apart. Each epoch runs in a fresh
+on both sides the epoch time is the ``model.fit`` call alone (edgecnn's timed by
+wrapping it), so data loading, conversion, the test evaluation and the plots
+are reported apart, as the whole call. Each epoch runs in a fresh
 process (TensorFlow's op determinism is process-wide) and the sides alternate,
 so drift in the machine's load hits both. Writes bench/TRAINING.md and
 bench/training.json.
@@ -35,11 +36,31 @@ GOAL = 1.0  # edgecnn's epoch time / the reference's: "no worse than"
 
 
 def epoch_edgecnn(out: Path) -> dict:
-    from edgecnn.train import TrainConfig, train
+    """`edgecnn.train.train` for one epoch, its ``model.fit`` call timed by a wrapper (the same bounds as the
+    reference's timer: the arrays are ready, the callbacks run)."""
+    from edgecnn import train as edgecnn_train
 
+    fit_seconds: list[float] = []
+    build = edgecnn_train.build_model
+
+    def build_timed(*args, **kwargs):
+        model = build(*args, **kwargs)
+        fit = model.fit
+
+        def timed_fit(*fit_args, **fit_kwargs):
+            started = time.perf_counter()
+            try:
+                return fit(*fit_args, **fit_kwargs)
+            finally:
+                fit_seconds.append(time.perf_counter() - started)
+
+        model.fit = timed_fit
+        return model
+
+    edgecnn_train.build_model = build_timed
     started = time.perf_counter()
-    result = train(TrainConfig(out=out, epochs=1))
-    return {"epoch_s": result.metrics["wall_time_s"], "call_s": time.perf_counter() - started}
+    edgecnn_train.train(edgecnn_train.TrainConfig(out=out, epochs=1))
+    return {"epoch_s": fit_seconds[0], "call_s": time.perf_counter() - started}
 
 
 def epoch_reference(out: Path) -> dict:
@@ -79,7 +100,7 @@ def run_side(side: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=2, help="Epochs per side (each in a fresh process).")
+    parser.add_argument("--repeats", type=int, default=5, help="Epochs per side (each in a fresh process).")
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--one", choices=("edgecnn", "reference"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -100,9 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     median = {side: statistics.median(r["epoch_s"] for r in rs) for side, rs in runs.items()}
     ratio = median["edgecnn"] / median["reference"]
     spread = {side: (min(r["epoch_s"] for r in rs), max(r["epoch_s"] for r in rs)) for side, rs in runs.items()}
+    best_ratio = spread["edgecnn"][0] / spread["reference"][0]
     passed = ratio <= GOAL
     m = machine()
-    record = {"machine": m, "runs": runs, "median_epoch_s": median, "ratio": ratio, "goal": GOAL, "passed": passed,
+    record = {"machine": m, "runs": runs, "median_epoch_s": median, "ratio": ratio, "best_of_n_ratio": best_ratio,
+              "goal": GOAL, "passed": passed,
               "load_average": {"start": load_start, "end": load_end}}
     write_json(args.out / "training.json", record)
     per_run = {side: ", ".join(f"{r['epoch_s']:.1f}" for r in rs) for side, rs in runs.items()}
@@ -120,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{statistics.median(r['call_s'] for r in runs['reference']):.1f} s |",
         f"| edgecnn `train` | {median['edgecnn']:.1f} s | {per_run['edgecnn']} s | "
         f"{statistics.median(r['call_s'] for r in runs['edgecnn']):.1f} s |", "",
-        f"**Ratio edgecnn / reference: {ratio:.3f}x (goal ≤ {GOAL:g}x): {'PASS' if passed else 'MISS'}.**", "",
+        f"**Ratio edgecnn / reference, median epochs: {ratio:.3f}x (goal ≤ {GOAL:g}x): {'PASS' if passed else 'MISS'}.**",
+        "",
+        f"Fastest epoch of each side (the run least disturbed by other work): {spread['edgecnn'][0]:.1f} s / "
+        f"{spread['reference'][0]:.1f} s = {best_ratio:.3f}x.", "",
         "The whole call adds, for the reference, loading the data and building the model; for edgecnn also "
         "the test-set evaluation, metrics, plots and summary that `edgecnn train` writes.",
     ]

@@ -10,7 +10,6 @@ machine they were measured on; :func:`compare` merges files from several machine
 """
 from __future__ import annotations
 
-import datetime as _dt
 import importlib.util
 import json
 import os
@@ -24,18 +23,22 @@ from typing import Any, Callable, Iterable, Sequence
 import click
 import numpy as np
 
+from .benchmark.compare import COMPARE_PLOT, Comparison, compare
 from .benchmark.facts import ModelFacts, file_facts
-from .benchmark.output import format_table, write_csv, write_plot
-from .benchmark.worker import EXPORT_MODES, KERAS_MODES, PAIR_BLOCK, PAIR_MODE
+from .benchmark.output import check_outputs, format_table, utc_now, write_csv, write_plot
+from .benchmark.ratios import compute_ratios, format_ratios
+from .benchmark.worker import EXPORT_MODES, KERAS_MODES, PAIR_MODE
 from .bundle import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, default_bundle, read_manifest
 from .data import INPUT_SHAPE, load_dataset
-from .errors import DataError, EdgecnnError, require
+from .errors import DataError, EdgecnnError
 from .fileio import ensure_writable_dir, read_json, write_json
 from .runtime import backend_class
 from .versions import machine
 
+__all__ = ["BENCH_FILE", "COMPARE_PLOT", "FULL", "QUICK", "BenchReport", "Comparison", "bench", "compare",
+           "compute_ratios", "find_targets", "format_ratios", "parse_options"]
+
 BENCH_FILE = "bench.json"
-COMPARE_PLOT = "bench-compare.png"
 #: The command's defaults, and the pipeline's preset (short, one thread, the two batch sizes users ask about).
 FULL: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1, None), "runs": 1000, "warmup": 100}
 QUICK: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1,), "runs": 200, "warmup": 20}
@@ -276,7 +279,7 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
             raise EdgecnnError(f"{exc}; give --json FILE to write the results elsewhere") from None
         notes.append(f"{default_json} not written ({exc})")
         default_json = None
-    _check_outputs([Path(p) for p in (default_json, json_path, csv_path, plot_path) if p is not None],
+    check_outputs([Path(p) for p in (default_json, json_path, csv_path, plot_path) if p is not None],
                    plot=plot_path is not None)
 
     rows: list[dict[str, Any]] = []
@@ -305,7 +308,7 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
     config = {"batch_sizes": list(cfg.batch_sizes), "threads": list(cfg.threads), "runs": cfg.runs,
               "warmup": cfg.warmup, "max_seconds": cfg.max_seconds,
               "input": "; ".join(described for _, described in inputs.values()), "isolation": "one process per case"}
-    report = BenchReport(machine(), _now(), config, rows, compute_ratios(rows, pairs), notes)
+    report = BenchReport(machine(), utc_now(), config, rows, compute_ratios(rows, pairs), notes)
     for path in dict.fromkeys(Path(p).resolve() for p in (default_json, json_path) if p is not None):
         report.written.append(write_json(path, report.to_dict()))
     if csv_path is not None:
@@ -335,16 +338,6 @@ def _save_inputs(found: list[BenchTarget], count: int, folder: Path,
         np.save(path, images)
         inputs[shape] = (path, described)
     return inputs
-
-
-def _check_outputs(paths: list[Path], *, plot: bool) -> None:
-    """Fail before minutes of benchmarking, not after: folders writable, no folder in a file's place."""
-    for path in paths:
-        if path.is_dir():
-            raise EdgecnnError(f"output {path} is a folder, expected a file name")
-        ensure_writable_dir(path.parent)
-    if plot:
-        require("matplotlib", feature="--plot")
 
 
 def run_worker(case: dict[str, Any], tmp: Path) -> dict[str, Any]:
@@ -377,141 +370,3 @@ def _row(target: BenchTarget, case: dict[str, Any], measured: dict[str, Any]) ->
         "runs": measured["runs"], "warmup": case["warmup"],
         **({"paired_p50_s": measured["paired_p50_s"]} if "paired_p50_s" in measured else {}),
     }
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-# --------------------------------------------------------------------------- ratios
-
-
-def compute_ratios(rows: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]] = ()) -> dict[str, dict[str, Any]]:
-    """p50 ratios at the smallest batch and thread count, each with both operands and how they were timed.
-
-    ``predictor_overhead:<name>``: Predictor / raw runtime call, from the alternating
-    calls of the Predictor case; ``int8_vs_fp32:<backend>``: int8 / float32 export
-    through the Predictor, from their side-by-side ``pairs`` (else from their rows);
-    ``keras_predict_vs_fastest``, ``keras_call_vs_fastest``: Keras / the fastest
-    export's Predictor (a speed-up). Alternation keeps drift in the machine's load
-    out of ratios of close figures.
-    """
-    if not rows:
-        return {}
-    batch = min(r["batch_size"] for r in rows)
-    threads = min(r["threads"] for r in rows)
-    at = [r for r in rows if r["batch_size"] == batch and r["threads"] == threads]
-    by = {(r["name"], r["mode"]): r for r in at}
-
-    def entry(meaning: str, a: tuple[str, str, float], b: tuple[str, str, float], method: str,
-              **extra: Any) -> dict[str, Any]:
-        return {"value": a[2] / b[2] if b[2] else None, "meaning": meaning, "batch_size": batch, "threads": threads,
-                "method": method, "a": {"name": a[0], "mode": a[1], "p50_s": a[2]},
-                "b": {"name": b[0], "mode": b[1], "p50_s": b[2]}, **extra}
-
-    def operand(row: dict[str, Any]) -> tuple[str, str, float]:
-        return row["name"], row["mode"], row["latency_s"]["p50"]
-
-    ratios: dict[str, dict[str, Any]] = {}
-    for (name, mode), row in by.items():
-        paired = row.get("paired_p50_s")
-        if mode == "predictor" and paired:
-            ratios[f"predictor_overhead:{name}"] = entry(
-                "Predictor p50 / raw runtime call p50", (name, mode, paired["predictor"]), (name, "raw", paired["raw"]),
-                "alternating calls in one process", paired_p50_s=paired)
-    predictors = [r for r in at if r["mode"] == "predictor"]
-    for backend in dict.fromkeys(r["backend"] for r in predictors):
-        side_by_side = [p for p in pairs if p["backend"] == backend and p["batch_size"] == batch
-                        and p["threads"] == threads]
-        of = {p: [r for r in predictors if r["backend"] == backend and r["precision"] == p] for p in ("int8", "float32")}
-        meaning = "int8 p50 / float32 p50, both through the Predictor"
-        if side_by_side:
-            (a, b), (pa, pb) = side_by_side[0]["names"], side_by_side[0]["paired_p50_s"]
-            ratios[f"int8_vs_fp32:{backend}"] = entry(meaning, (a, "predictor", pa), (b, "predictor", pb),
-                                                      f"alternating blocks of {PAIR_BLOCK} calls in one process")
-        elif len(of["int8"]) == 1 and len(of["float32"]) == 1:
-            ratios[f"int8_vs_fp32:{backend}"] = entry(meaning, operand(of["int8"][0]), operand(of["float32"][0]),
-                                                      "each in its own process")
-    if predictors:
-        fastest = min(predictors, key=lambda r: r["latency_s"]["p50"])
-        for mode in KERAS_MODES:
-            keras_rows = [r for r in at if r["mode"] == mode]
-            if len(keras_rows) == 1:
-                ratios[f"{mode.replace('.', '_')}_vs_fastest"] = entry(
-                    f"Keras {mode.split('.')[1]} p50 / fastest export's Predictor p50 (speed-up)",
-                    operand(keras_rows[0]), operand(fastest), "each in its own process")
-    return ratios
-
-
-def format_ratios(ratios: dict[str, dict[str, Any]]) -> str:
-    lines = []
-    for key, r in ratios.items():
-        value = "-" if r["value"] is None else f"{r['value']:,.0f}x" if r["value"] >= 100 else f"{r['value']:.3f}x"
-        lines.append(f"{key}: {value}  ({r['a']['name']} {r['a']['mode']} {r['a']['p50_s'] * 1e6:.0f} µs / "
-                     f"{r['b']['name']} {r['b']['mode']} {r['b']['p50_s'] * 1e6:.0f} µs, batch {r['batch_size']}, "
-                     f"{r['threads']} thread{'s' if r['threads'] != 1 else ''})")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- comparing machines
-
-
-@dataclass
-class Comparison:
-    sources: list[dict[str, Any]]
-    results: list[dict[str, Any]]
-    written: list[Path] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"created": _now(), "sources": self.sources, "results": self.results}
-
-    def table(self) -> str:
-        return format_table(self.results)
-
-
-REQUIRED_ROW_KEYS = ("name", "mode", "batch_size", "threads", "latency_s", "images_per_s")
-
-
-def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """A bench.json file, checked enough to be merged (one-line errors naming the file)."""
-    data = read_json(path, what="bench results")
-    rows = data.get("results") if isinstance(data, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise EdgecnnError(f"{path} is not an edgecnn bench result file (no 'results' list)")
-    for i, row in enumerate(rows):
-        missing = [k for k in REQUIRED_ROW_KEYS if not isinstance(row, dict) or k not in row]
-        if missing or not isinstance(row.get("latency_s"), dict) or "p50" not in row["latency_s"]:
-            raise EdgecnnError(f"{path}: result {i + 1} lacks {', '.join(missing) or 'latency_s.p50'}")
-    return data
-
-
-def compare(files: Sequence[str | os.PathLike], *, json_path: str | os.PathLike | None = None,
-            csv_path: str | os.PathLike | None = None, plot_path: str | os.PathLike | None = COMPARE_PLOT) -> Comparison:
-    """Merge bench.json files from several machines into one table (rows tagged by source) and one chart."""
-    paths = [Path(f) for f in files]
-    if len(paths) < 2:
-        raise EdgecnnError(f"--compare needs at least two bench result files, got {len(paths)}")
-    loaded = [load_results(p) for p in paths]
-    labels = _source_labels(paths)
-    outputs = [Path(p) for p in (json_path, csv_path, plot_path) if p is not None]
-    _check_outputs(outputs, plot=plot_path is not None)
-    sources = [{"label": label, "file": str(path), "machine": data.get("machine"), "created": data.get("created"),
-                "config": data.get("config")} for label, path, data in zip(labels, paths, loaded)]
-    rows = [{"source": label, **row} for label, data in zip(labels, loaded) for row in data["results"]]
-    result = Comparison(sources, rows)
-    if json_path is not None:
-        result.written.append(write_json(json_path, result.to_dict()))
-    if csv_path is not None:
-        machines = {source["label"]: source["machine"] for source in sources}
-        result.written.append(write_csv(csv_path, rows, lambda row: machines[row["source"]]))
-    if plot_path is not None:
-        result.written.append(write_plot(plot_path, rows, title="edgecnn bench: machines compared"))
-    return result
-
-
-def _source_labels(paths: list[Path]) -> list[str]:
-    """Short distinct names: the file stems, else parent/stem, else the full paths."""
-    for labels in ([p.stem for p in paths], [f"{p.parent.name}/{p.stem}" for p in paths], [str(p) for p in paths]):
-        if len(set(labels)) == len(labels):
-            return labels
-    return [f"{i + 1}:{p}" for i, p in enumerate(paths)]

@@ -2,18 +2,34 @@
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import io
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..fileio import atomic_path, write_text
+from ..errors import EdgecnnError, require
+from ..fileio import atomic_path, ensure_writable_dir, write_text
 
 LATENCY_KEYS = ("p50", "p90", "p99", "mean", "std")
 #: Flat CSV columns, in order (latency_s is spread over one column per statistic).
 CSV_COLUMNS = ("source", "cpu", "cores", "name", "file", "backend", "precision", "mode", "batch_size", "threads", "load_s",
                "first_inference_s", *(f"latency_{k}_s" for k in LATENCY_KEYS), "images_per_s", "peak_rss_mb",
                "file_bytes", "params", "macs", "arena_bytes", "accuracy", "runs", "warmup")
+
+
+def check_outputs(paths: list[Path], *, plot: bool) -> None:
+    """Fail before minutes of benchmarking, not after: folders writable, no folder in a file's place."""
+    for path in paths:
+        if path.is_dir():
+            raise EdgecnnError(f"output {path} is a folder, expected a file name")
+        ensure_writable_dir(path.parent)
+    if plot:
+        require("matplotlib", feature="--plot")
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def seconds(value: float | None) -> str:
@@ -95,8 +111,6 @@ def write_csv(path: str | os.PathLike, rows: Sequence[dict[str, Any]],
 def write_plot(path: str | os.PathLike, rows: Sequence[dict[str, Any]], title: str = "edgecnn bench") -> Path:
     """Two panels: p50 latency at the smallest batch and images/s at the largest, log scale, one bar
     per model and mode, one colour per series (thread count, and machine when comparing)."""
-    from ..errors import require
-
     matplotlib = require("matplotlib", feature="--plot")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
