@@ -70,14 +70,28 @@ def main() -> None:
     cli(prog_name="edgecnn")
 
 
+def training_options(out_help: str):
+    """The options of the training recipe, shared by ``train`` and ``pipeline``."""
+    options = [
+        click.option("--out", type=PathArg, default=Path("models/fashion-cnn"), show_default=True, help=out_help),
+        click.option("--epochs", type=int, default=20, show_default=True),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--patience", type=int, default=2, show_default=True, help="Early-stopping patience (epochs)."),
+        click.option("--seed", type=int, default=42, show_default=True),
+        click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files."),
+        click.option("--limit", type=int, default=None, help="Train on the first N training images only."),
+    ]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @cli.command()
-@click.option("--out", type=PathArg, default=Path("models/fashion-cnn"), show_default=True, help="Where to write the model and its artifacts.")
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--patience", type=int, default=2, show_default=True, help="Early-stopping patience (epochs).")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
-@click.option("--limit", type=int, default=None, help="Train on the first N training images only.")
+@training_options("Where to write the model and its artifacts.")
 def train(out, epochs, batch_size, patience, seed, data_dir, limit) -> None:
     """Train the reference CNN on Fashion-MNIST."""
     from .train import TrainConfig, train as run_train
@@ -268,14 +282,7 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
 
 
 @cli.command()
-@click.option("--out", type=PathArg, default=Path("models/fashion-cnn"), show_default=True,
-              help="The bundle folder to bring up to date.")
-@click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--patience", type=int, default=2, show_default=True, help="Early-stopping patience (epochs).")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
-@click.option("--limit", type=int, default=None, help="Train on the first N training images only.")
+@training_options("The bundle folder to bring up to date.")
 @click.option("--force", is_flag=True, help="Redo every step, even those that are up to date.")
 @click.pass_context
 def pipeline(ctx, out, epochs, batch_size, patience, seed, data_dir, limit, force) -> None:
