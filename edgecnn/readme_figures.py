@@ -33,8 +33,9 @@ def figures_markdown(folder: str | os.PathLike | None = None, *, relative_to: st
     machine = bundle.bench.get("machine") or {}
     config = bundle.bench.get("config") or {}
     head, body = short_table(rows)
+    shown = Path(os.path.relpath(folder.resolve(), Path(relative_to).resolve())).as_posix()
     lines = [
-        f"<!-- made by `edgecnn report {folder} --readme README.md` from its {METRICS_FILE}, {VERIFY_FILE} and "
+        f"<!-- made by `edgecnn report {shown} --readme README.md` from its {METRICS_FILE}, {VERIFY_FILE} and "
         f"{BENCH_FILE}; do not edit by hand -->",
         f"Test accuracy **{fmt(m.get('test_accuracy'), '.2%')}** on {m.get('test_images')} test images; "
         f"{m.get('params', 0):,} parameters; trained {m.get('epochs_run')} epochs (best {m.get('best_epoch')}, "
