@@ -118,7 +118,7 @@ def resolve_targets(targets: Iterable[str | os.PathLike] | None) -> dict[Path, l
         exports = manifest.get("exports", {}) if manifest else {}
         if path.is_dir():
             if not exports:
-                raise EdgecnnError(f"{folder / MANIFEST_FILE} lists no exports: nothing to verify "
+                raise EdgecnnError(f"{folder / MANIFEST_FILE} lists no exports "
                                    "(run `edgecnn export` first)")
             found = [Target(folder, key, folder / entry["file"], entry) for key, entry in exports.items()]
         else:
