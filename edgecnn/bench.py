@@ -25,15 +25,15 @@ import numpy as np
 
 from .benchmark.compare import COMPARE_PLOT, Comparison, compare
 from .benchmark.facts import ModelFacts, file_facts
-from .benchmark.output import check_outputs, format_table, utc_now, write_csv, write_plot
+from .benchmark.output import check_outputs, format_table, write_csv, write_plot
 from .benchmark.ratios import compute_ratios, format_ratios
 from .benchmark.worker import EXPORT_MODES, KERAS_MODES, PAIR_MODE
-from .bundle import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, default_bundle, read_manifest
+from .bundle import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, VERIFY_FILE, default_bundle, read_manifest
 from .data import INPUT_SHAPE, load_dataset
 from .errors import DataError, EdgecnnError
 from .fileio import ensure_writable_dir, read_json, write_json
 from .runtime import backend_class
-from .versions import machine
+from .versions import machine, utc_now
 
 __all__ = ["BENCH_FILE", "COMPARE_PLOT", "FULL", "QUICK", "BenchReport", "Comparison", "bench", "compare",
            "compute_ratios", "find_targets", "format_ratios", "parse_options"]
@@ -196,7 +196,7 @@ def _export_targets(path: Path, shape: tuple[int, ...], known: set[Path]) -> lis
 
 def _keras_accuracy(folder: Path) -> float | None:
     """The Keras model's test accuracy: from verify.json, else from training's metrics.json."""
-    for name, keys in (("verify.json", ("reference", "accuracy")), (METRICS_FILE, ("test_accuracy",))):
+    for name, keys in ((VERIFY_FILE, ("reference", "accuracy")), (METRICS_FILE, ("test_accuracy",))):
         try:
             value: Any = read_json(folder / name) if (folder / name).is_file() else None
             for key in keys:

@@ -21,6 +21,7 @@ HISTORY_FILE = "history.json"
 REFERENCE_PROBS_FILE = "reference_probs.npy"
 REFERENCE_LABELS_FILE = "reference_labels.npy"
 REPORT_FILE = "report.html"
+VERIFY_FILE = "verify.json"
 DEFAULT_RELATIVE = Path("models") / "fashion-cnn"
 MANIFEST_SCHEMA = 1
 

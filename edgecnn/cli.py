@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from . import tfquiet
-from .errors import EdgecnnError
+from .errors import EdgecnnError, first_line
 from .export import ALL as ALL_FORMATS, FORMATS as EXPORT_FORMATS  # light: the converters import TensorFlow lazily
 from .runtime.base import MAX_THREADS  # light: numpy only
 
@@ -51,8 +51,7 @@ class EdgecnnGroup(click.Group):
         except Exception as exc:  # a bug: still one line unless --debug
             if debug:
                 traceback.print_exc()
-            line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            click.echo(f"error: unexpected {type(exc).__name__}: {line} (run with --debug for the traceback)", err=True)
+            click.echo(f"error: unexpected {type(exc).__name__}: {first_line(exc)} (run with --debug for the traceback)", err=True)
             code = 3
         sys.exit(code or 0)
 

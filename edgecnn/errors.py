@@ -34,6 +34,12 @@ class MissingExtraError(EdgecnnError):
     """A feature needs an optional dependency that is not installed."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type name when it has none), for one-line errors."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 def require(module: str, extra: str = "train", feature: str = "this command"):
     """Import ``module`` or raise a one-line error naming the pip extra that brings it."""
     import importlib

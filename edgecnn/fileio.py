@@ -183,6 +183,25 @@ def write_npy(target: str | os.PathLike, array: Any) -> Path:
     return write_bytes(target, buffer.getvalue())
 
 
+def read_npy(path: str | os.PathLike) -> Any:
+    """Load a .npy file without ever unpickling (a pickled one is refused); one-line errors."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise EdgecnnError(f"cannot read {path}: {exc}") from exc
+
+
+def format_bytes(size: int | None) -> str:
+    """A file size for people, in decimal units as every edgecnn table prints it ("1.34 MB", "336 kB")."""
+    if size is None:
+        return "—"
+    if size >= 1_000_000:
+        return f"{size / 1e6:.2f} MB"
+    return f"{size / 1e3:.0f} kB" if size >= 1_000 else f"{size} B"
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

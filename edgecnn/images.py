@@ -14,7 +14,7 @@ from typing import Iterable, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import EdgecnnError
+from .errors import EdgecnnError, first_line
 
 #: Suffixes picked up when a folder is given (any file Pillow decodes works when named).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -71,7 +71,7 @@ def load_image(src: ImageSource, *, size: tuple[int, int] = (28, 28), channels: 
     try:
         work = _flatten(image, "L" if channels == 1 else "RGB")
     except (ValueError, OSError) as exc:  # an exotic mode Pillow cannot convert
-        raise ImageError(f"{_name(src)}: cannot convert {image.mode} pixels ({_reason(exc)})") from None
+        raise ImageError(f"{_name(src)}: cannot convert {image.mode} pixels ({first_line(exc, 200)})") from None
     gray = np.asarray(work if channels == 1 else work.convert("L"))
     ring = _border_mask(gray.shape)
     if invert == "auto":
@@ -91,7 +91,7 @@ def _decode(src: ImageSource, max_pixels: int) -> Image.Image:
         try:
             src.load()
         except Exception as exc:  # Pillow raises many types for broken data
-            raise ImageError(f"{_name(src)}: cannot decode the image ({_reason(exc)})") from None
+            raise ImageError(f"{_name(src)}: cannot decode the image ({first_line(exc, 200)})") from None
         return src
     path = Path(src)
     if not path.exists():
@@ -109,13 +109,13 @@ def _decode(src: ImageSource, max_pixels: int) -> Image.Image:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own limit, when the caller raised ours above it
         raise ImageError(f"{path}: over the {max_pixels / 1e6:g}-megapixel limit, refused before decoding "
-                         f"({_reason(exc)})") from None
+                         f"({first_line(exc, 200)})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot read the image ({_reason(exc)})") from None
+        raise ImageError(f"{path}: cannot read the image ({first_line(exc, 200)})") from None
     except Exception as exc:  # Pillow raises many types for broken data
-        raise ImageError(f"{path}: corrupt image ({_reason(exc)})") from None
+        raise ImageError(f"{path}: corrupt image ({first_line(exc, 200)})") from None
 
 
 def _name(src: ImageSource) -> str:
@@ -132,11 +132,6 @@ def _check_pixels(name: object, size: tuple[int, int], max_pixels: int) -> None:
                          "(refused before decoding)")
     if width < 1 or height < 1:
         raise ImageError(f"{name}: image has no pixels ({width}x{height})")
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def _flatten(image: Image.Image, mode: str) -> Image.Image:

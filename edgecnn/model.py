@@ -8,7 +8,7 @@ from pathlib import Path
 
 from . import tfquiet
 from .data import CLASS_NAMES, INPUT_SHAPE
-from .errors import ModelFileError
+from .errors import ModelFileError, first_line
 from .fileio import atomic_path
 
 #: Layer class, output shape (without batch) and parameter count of the reference.
@@ -88,9 +88,7 @@ def load_model(path: str | os.PathLike, *, unsafe: bool = False):
         if any("safe_mode" in str(e) or "Lambda" in str(e) for e in chain):
             raise ModelFileError(f"{path} contains a Lambda layer (arbitrary Python code); refused in safe mode. "
                                  "Pass --unsafe only if you trust this file") from exc
-        text = str(chain[-1]).strip()
-        first = text.splitlines()[0] if text else type(chain[-1]).__name__
-        raise ModelFileError(f"cannot load Keras model {path}: {first[:300]}") from exc
+        raise ModelFileError(f"cannot load Keras model {path}: {first_line(chain[-1])}") from exc
     if not getattr(model, "inputs", None) or len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelFileError(f"{path} is not a single-input, single-output image classifier")
     return model

@@ -17,7 +17,6 @@ import fcntl
 import os
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,6 +30,7 @@ from .results import (ARCHITECTURE_FILE, SUMMARY_FILE, TRAINING_FILE, ExportRow,
                       format_text_table, load_bundle)
 from .train import TrainConfig
 from .verify import VERIFY_FILE
+from .versions import utc_now
 
 STEPS = ("train", "export", "verify", "bench", "report")
 #: Training options whose change means another model (recorded with the data folder).
@@ -237,10 +237,6 @@ def read_records(out: Path) -> dict[str, Any]:
     return steps if isinstance(steps, dict) else {}
 
 
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | None = None, force: bool = False,
                  *, log: Callable[[str], None] | None = None) -> PipelineResult:
     """Bring ``out`` (default: models/fashion-cnn) up to date; ``force`` redoes every step.
@@ -271,7 +267,7 @@ def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | 
                     log(f"{step.name:<7} {'failed':<8} {time.perf_counter() - step_started:7.1f} s")
                     raise
                 records[step.name] = {"inputs": inputs, "outputs": file_hashes(out, step.outputs()),
-                                      "finished": _utc_now(), "seconds": round(time.perf_counter() - step_started, 1)}
+                                      "finished": utc_now(), "seconds": round(time.perf_counter() - step_started, 1)}
                 write_json(out / PIPELINE_FILE, {"steps": records})
             outcomes.append(StepOutcome(step.name, reason is not None, time.perf_counter() - step_started,
                                         reason or "up to date"))

@@ -24,10 +24,10 @@ from .bench import BENCH_FILE
 from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_PROBS_FILE, REPORT_FILE, default_bundle
 from .data import Dataset, load_dataset
 from .errors import EdgecnnError
-from .fileio import write_text
+from .fileio import format_bytes, read_npy, write_text
 from .metrics import confusion_matrix, top1
 from .results import (ARCHITECTURE_FILE, MADE_BY, READERS, SUMMARY_FILE, TEST_SET, TRAINING_FILE, Bundle, ExportRow,
-                      all_passed, export_rows, fmt, format_bytes, listed, load_bundle, verdict)
+                      all_passed, export_rows, fmt, listed, load_bundle, verdict)
 from .verify import VERIFY_FILE
 
 #: Files whose change makes the report stale (the pipeline compares their times with report.html's).
@@ -205,9 +205,9 @@ def _test_set(bundle: Bundle, data: Dataset | None) -> tuple[np.ndarray, np.ndar
     if not path.exists():
         return bundle.missing(REFERENCE_PROBS_FILE)
     try:
-        probs = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        return f"cannot read {path} ({exc}); run `edgecnn export` to remake it"
+        probs = read_npy(path)
+    except EdgecnnError as exc:
+        return f"{exc}; run `edgecnn export` to remake it"
     if probs.ndim != 2 or len(probs) != len(data.x_test):
         return (f"{path} holds probabilities of shape {probs.shape}, but the test set in {data.source} has "
                 f"{len(data.x_test)} images; run `edgecnn export` with the same data")

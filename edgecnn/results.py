@@ -18,7 +18,7 @@ from .bench import BENCH_FILE
 from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_PROBS_FILE, read_manifest
 from .data import CLASS_NAMES
 from .errors import EdgecnnError
-from .fileio import read_json
+from .fileio import format_bytes, read_json
 from .verify import VERIFY_FILE
 
 SUMMARY_FILE = "summary.txt"
@@ -166,14 +166,6 @@ def all_passed(rows: list[ExportRow]) -> bool | None:
     """True when every export passed its gate, False when one failed, None when none was verified."""
     judged = [r.passed for r in rows if r.name != "keras" and r.passed is not None]
     return all(judged) if judged else None
-
-
-def format_bytes(size: int | None) -> str:
-    if size is None:
-        return "—"
-    if size >= 1 << 20:
-        return f"{size / (1 << 20):.2f} MB"
-    return f"{size / (1 << 10):.0f} KB" if size >= 1 << 10 else f"{size} B"
 
 
 def fmt(value: Any, spec: str, suffix: str = "") -> str:

@@ -8,7 +8,6 @@ differs from its manifest entry fails as tampered without being run.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sys
 import time
@@ -19,15 +18,14 @@ from typing import Any, Iterable
 import click
 import numpy as np
 
-from .bundle import (MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, default_bundle,
-                     read_manifest, update_manifest)
+from .bundle import (MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, VERIFY_FILE,
+                     default_bundle, read_manifest, update_manifest)
 from .data import load_dataset
-from .errors import EdgecnnError, MissingExtraError
-from .fileio import ensure_writable_file, read_json, sha256_file, write_json
+from .errors import EdgecnnError, MissingExtraError, first_line
+from .fileio import ensure_writable_file, format_bytes, read_json, read_npy, sha256_file, write_json
 from .metrics import ProbComparison, accuracy, compare_probs, confusion_matrix, per_class_accuracy, top1
-from .versions import machine
+from .versions import machine, utc_now
 
-VERIFY_FILE = "verify.json"
 BATCH = 1000  # images per runtime call: large batches keep the 10,000-image pass fast
 MAX_DISAGREEMENTS = 100  # flipped images listed in detail in verify.json
 
@@ -185,22 +183,15 @@ def load_saved_probs(ref: Reference, labels: np.ndarray) -> np.ndarray:
     recorded = (ref.manifest_reference or {}).get("probs_sha256")
     if recorded and sha256_file(ref.path) != recorded:
         raise EdgecnnError(f"{ref.path} does not match the sha256 in its manifest: the reference itself was altered")
-    probs = _load_npy(ref.path)
+    probs = read_npy(ref.path)
     if probs.ndim != 2 or len(probs) != len(labels) or not np.issubdtype(probs.dtype, np.floating):
         raise EdgecnnError(f"{ref.path} holds {probs.dtype} {probs.shape}, expected float probabilities "
                            f"(N, classes) for the {len(labels)} test images in use")
     saved_labels = ref.path.parent / REFERENCE_LABELS_FILE
-    if saved_labels.is_file() and not np.array_equal(_load_npy(saved_labels), labels):
+    if saved_labels.is_file() and not np.array_equal(read_npy(saved_labels), labels):
         raise EdgecnnError(f"{saved_labels} does not match the test labels in use: "
                            f"{ref.path.name} was computed on another test set")
     return probs.astype(np.float32, copy=False)
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise EdgecnnError(f"cannot read {path}: {exc}") from exc
 
 
 # --------------------------------------------------------------------------- results
@@ -344,7 +335,7 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
             bundle = _verify_bundle(folder, ref, folder_targets, x_test, y_test, gate, bar)
             bundle.notes += _reference_notes(ref, manifests[folder])
             bundles.append(bundle)
-    created = _now()
+    created = utc_now()
     report = VerifyReport(bundles, created, time.perf_counter() - started)
     for bundle in bundles:
         if manifests[bundle.folder] is not None:
@@ -389,8 +380,8 @@ def _verify_one(target: Target, ref_probs: np.ndarray, ref_accuracy: float, x_te
     try:
         probs, predictor = _predict(target.path, x_test, bar, target.key)
     except Exception as exc:  # runtimes raise their own types on a broken file: it fails, the others still run
-        detail = (str(exc) if isinstance(exc, EdgecnnError) else f"{type(exc).__name__}: {exc}").strip()
-        result.failures.append(f"cannot run {target.path.name}: {(detail.splitlines() or [''])[0][:300]}")
+        detail = first_line(exc) if isinstance(exc, EdgecnnError) else f"{type(exc).__name__}: {first_line(exc)}"
+        result.failures.append(f"cannot run {target.path.name}: {detail}")
         return result, None
     result.seconds = time.perf_counter() - started
     result.precision = result.precision or predictor.precision
@@ -495,17 +486,7 @@ def _store(bundle: BundleReport, listed: set[str], report: VerifyReport) -> None
     report.stored.append(path)
 
 
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
 # --------------------------------------------------------------------------- output
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB" if n >= 1e3 else f"{n} B"
 
 
 def _pct(x: float | None) -> str:
@@ -529,7 +510,7 @@ def format_report(report: VerifyReport) -> str:
         for r in bundle.exports:
             c = r.comparison
             delta = "-" if r.accuracy_delta_points is None else f"{r.accuracy_delta_points:+.2f}"
-            lines.append(f"{r.key:<16} {r.precision or '-':<9} {_size(r.bytes):>9} {_pct(r.accuracy):>9} {delta:>8} "
+            lines.append(f"{r.key:<16} {r.precision or '-':<9} {format_bytes(r.bytes):>9} {_pct(r.accuracy):>9} {delta:>8} "
                          f"{_pct(c.agreement if c else None):>9} {c.flipped if c else '-':>7} "
                          f"{_sci(c.max_abs_diff if c else None):>9}  {'PASS' if r.passed else 'FAIL'}")
         lines += [f"  {r.key}: {'; '.join(r.failures)}" for r in bundle.exports if r.failures]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import datetime
 import os
 import platform
 
@@ -16,6 +17,11 @@ def package_versions(names: tuple[str, ...] = ("edgecnn", "numpy", "tensorflow",
         except importlib.metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+def utc_now() -> str:
+    """When an artifact was made: UTC, to the second, ISO 8601."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def cpu_model() -> str:

@@ -65,3 +65,42 @@ def make_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, seed: i
 @pytest.fixture
 def idx_dir(tmp_path: Path) -> Path:
     return make_idx_dataset(tmp_path / "idx")
+
+
+_SHARED: dict[str, Path] = {}
+
+
+def shared_bundle(tmp_path_factory) -> Path:
+    """A tiny trained model with every export, its manifest and reference, built once per session.
+
+    Read-only for tests: copy it before changing anything. Its IDX data (600
+    training, 300 test images, synthetic) is in ``shared_data(...)``.
+    """
+    if "bundle" not in _SHARED:
+        from edgecnn.export import export_model
+        from edgecnn.train import TrainConfig, train
+
+        root = tmp_path_factory.mktemp("shared")
+        data = make_idx_dataset(root / "idx", n_train=600, n_test=300)
+        bundle = root / "bundle"
+        train(TrainConfig(out=bundle, epochs=1, data_dir=data))
+        export_model(bundle / "model.keras", ("all",), calibration_samples=100, data_dir=data)
+        _SHARED.update(bundle=bundle, data=data)
+    return _SHARED["bundle"]
+
+
+def shared_data(tmp_path_factory) -> Path:
+    shared_bundle(tmp_path_factory)
+    return _SHARED["data"]
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """The shared tiny bundle (read-only: copy it before changing anything)."""
+    return shared_bundle(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """The synthetic IDX dataset the tiny bundle was trained on."""
+    return shared_data(tmp_path_factory)

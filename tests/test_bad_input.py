@@ -23,39 +23,12 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from .conftest import assert_one_line_error, make_idx_dataset, run_cli, write_idx
+from .conftest import assert_one_line_error, run_cli, shared_bundle, shared_data, write_idx
 
 TI, TL = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
 XI, XL = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
 
 # ------------------------------------------------------------ shared bundle
-
-_SHARED: dict[str, Path] = {}
-
-
-def shared_bundle(tmp_path_factory) -> Path:
-    """A tiny trained model with every export, its manifest and reference, built once per session.
-
-    Read-only for tests: copy it before changing anything. Its IDX data (600
-    training, 300 test images, synthetic) is in ``shared_data(...)``.
-    """
-    if "bundle" not in _SHARED:
-        from edgecnn.export import export_model
-        from edgecnn.train import TrainConfig, train
-
-        root = tmp_path_factory.mktemp("shared")
-        data = make_idx_dataset(root / "idx", n_train=600, n_test=300)
-        bundle = root / "bundle"
-        train(TrainConfig(out=bundle, epochs=1, data_dir=data))
-        export_model(bundle / "model.keras", ("all",), calibration_samples=100, data_dir=data)
-        _SHARED.update(bundle=bundle, data=data)
-    return _SHARED["bundle"]
-
-
-def shared_data(tmp_path_factory) -> Path:
-    shared_bundle(tmp_path_factory)
-    return _SHARED["data"]
-
 
 def lambda_model(folder: Path) -> Path:
     """A .keras file with a Lambda layer: arbitrary Python that safe mode must refuse."""

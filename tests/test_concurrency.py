@@ -9,12 +9,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from .conftest import REPO
-from .test_bad_input import shared_bundle
 
 THREADS = 8
 TOTAL = 20_000
@@ -67,19 +65,14 @@ print(json.dumps({"mismatches": mismatches, "predictions": calls * batch, "calls
 """
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    return shared_bundle(tmp_path_factory)
-
-
 # Keras: one call costs ~1 ms of TensorFlow overhead, so it gets the same 20,000 images in batches of 10
 # (2,000 calls); the three edge runtimes get 20,000 batch-1 calls.
 BACKENDS = [("model_fp32.onnx", 1), ("model_fp32.tflite", 1), ("model_int8.tflite", 1), ("model.keras", 10)]
 
 
 @pytest.mark.parametrize("file, batch", BACKENDS, ids=[f for f, _ in BACKENDS])
-def test_shared_predictor_under_8_threads(bundle, file, batch):
-    proc = subprocess.run([sys.executable, "-c", LOAD_TEST, str(bundle / file), str(batch), str(TOTAL),
+def test_shared_predictor_under_8_threads(tiny_bundle, file, batch):
+    proc = subprocess.run([sys.executable, "-c", LOAD_TEST, str(tiny_bundle / file), str(batch), str(TOTAL),
                            str(THREADS), str(WARM)], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -114,9 +107,9 @@ print(json.dumps({"mismatches": bad, "rss_kb": samples}))
 """
 
 
-def test_threads_that_come_and_go_do_not_leak(bundle):
+def test_threads_that_come_and_go_do_not_leak(tiny_bundle):
     """LiteRT keeps one interpreter per thread: interpreters of finished threads must be freed."""
-    proc = subprocess.run([sys.executable, "-c", CHURN_TEST, str(bundle / "model_int8.tflite")], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-c", CHURN_TEST, str(tiny_bundle / "model_int8.tflite")], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])

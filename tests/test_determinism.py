@@ -12,22 +12,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from edgecnn.data import load_dataset
 
 from .conftest import run_cli
-from .test_bad_input import shared_bundle, shared_data
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    return shared_bundle(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return shared_data(tmp_path_factory)
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -35,11 +23,11 @@ def _members(path: Path) -> dict[str, bytes]:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def test_same_seed_in_another_process_writes_identical_weight_bytes(tmp_path, data):
+def test_same_seed_in_another_process_writes_identical_weight_bytes(tmp_path, tiny_data):
     from edgecnn.train import TrainConfig, train
 
-    train(TrainConfig(out=tmp_path / "here", epochs=2, seed=11, data_dir=data, limit=400))
-    proc = run_cli("train", "--out", tmp_path / "there", "--epochs", "2", "--seed", "11", "--data-dir", data,
+    train(TrainConfig(out=tmp_path / "here", epochs=2, seed=11, data_dir=tiny_data, limit=400))
+    proc = run_cli("train", "--out", tmp_path / "there", "--epochs", "2", "--seed", "11", "--data-dir", tiny_data,
                    "--limit", "400")
     assert proc.returncode == 0, proc.stderr
     here, there = _members(tmp_path / "here" / "model.keras"), _members(tmp_path / "there" / "model.keras")
@@ -55,18 +43,18 @@ def test_same_seed_in_another_process_writes_identical_weight_bytes(tmp_path, da
         assert metrics[0][key] == metrics[1][key], key
 
 
-def test_exporting_the_same_model_twice_gives_the_same_predictions(bundle, data, tmp_path):
+def test_exporting_the_same_model_twice_gives_the_same_predictions(tiny_bundle, tiny_data, tmp_path):
     """The shared bundle was exported once; export its model again and compare every format."""
     from edgecnn.export import FORMATS, export_model
     from edgecnn.fileio import sha256_file
     from edgecnn.runtime import Predictor
 
     again = tmp_path / "again"
-    export_model(bundle / "model.keras", ("all",), again, calibration_samples=100, data_dir=data)
-    x = load_dataset(data).x_test
-    assert np.array_equal(np.load(bundle / "reference_probs.npy"), np.load(again / "reference_probs.npy"))
+    export_model(tiny_bundle / "model.keras", ("all",), again, calibration_samples=100, data_dir=tiny_data)
+    x = load_dataset(tiny_data).x_test
+    assert np.array_equal(np.load(tiny_bundle / "reference_probs.npy"), np.load(again / "reference_probs.npy"))
     for name, fmt in FORMATS.items():
-        first, second = Predictor.load(bundle / fmt.file), Predictor.load(again / fmt.file)
+        first, second = Predictor.load(tiny_bundle / fmt.file), Predictor.load(again / fmt.file)
         assert np.array_equal(first.predict(x), second.predict(x)), f"{name}: predictions differ between exports"
         if fmt.runtime == "litert":  # the TFLite converter is fully reproducible
-            assert sha256_file(bundle / fmt.file) == sha256_file(again / fmt.file), name
+            assert sha256_file(tiny_bundle / fmt.file) == sha256_file(again / fmt.file), name

@@ -33,7 +33,7 @@ from .conftest import REPO, assert_one_line_error, run_cli
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> tuple[Path, Path]:
-    from .test_bad_input import shared_bundle, shared_data
+    from .conftest import shared_bundle, shared_data
 
     return shared_bundle(tmp_path_factory), shared_data(tmp_path_factory)
 

@@ -262,7 +262,7 @@ PREDICTOR_FILES = ["model_fp32.onnx", "model_int8.tflite"]
 def predictors(tmp_path_factory):
     from edgecnn.runtime import Predictor
 
-    from .test_bad_input import shared_bundle
+    from .conftest import shared_bundle
 
     bundle = shared_bundle(tmp_path_factory)
     return {name: Predictor.load(bundle / name) for name in PREDICTOR_FILES}

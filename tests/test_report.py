@@ -208,7 +208,7 @@ def test_readme_figures_come_from_the_bundle(tmp_path):
     block = text[text.index(START):text.index(END)]
     assert "old figures" not in block and text.startswith("# edgecnn\n\nintro") and text.endswith("## Usage\n")
     assert "**91.23%**" in block and "**5/6 PASS**" in block and "333,526" in block
-    assert "| tflite-int8 | 391 KB | 0.9100 | -0.20 pt | 96.67% | 0.800 ms | PASS |" in block
+    assert "| tflite-int8 | 400 kB | 0.9100 | -0.20 pt | 96.67% | 0.800 ms | PASS |" in block
     assert "| onnx-int8 |" in block and "| FAIL |" in block
     assert "](models/fashion-cnn/training.png)" in block  # relative to the README
     assert update_readme(readme, folder) is False  # same results, same file

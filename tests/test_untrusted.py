@@ -21,17 +21,7 @@ from edgecnn.errors import EdgecnnError, ModelFileError
 from edgecnn.fileio import sha256_file
 
 from .conftest import REPO, assert_one_line_error, run_cli
-from .test_bad_input import hide_tensorflow, lambda_model, shared_bundle, shared_data
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory) -> Path:
-    return shared_bundle(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    return shared_data(tmp_path_factory)
+from .test_bad_input import hide_tensorflow, lambda_model
 
 
 @pytest.fixture(scope="module")
@@ -69,22 +59,22 @@ def test_predict_refuses_a_lambda_layer(lambda_keras, image):
     assert_one_line_error(run_cli("predict", image, "--model", lambda_keras), str(lambda_keras), "Lambda", code=2)
 
 
-def test_predictor_and_verify_refuse_a_lambda_layer(lambda_keras, bundle, data):
+def test_predictor_and_verify_refuse_a_lambda_layer(lambda_keras, tiny_bundle, tiny_data):
     from edgecnn.runtime import Predictor
     from edgecnn.verify import verify
 
     with pytest.raises(ModelFileError, match="Lambda"):
         Predictor.load(lambda_keras)
     with pytest.raises(ModelFileError, match="Lambda"):
-        verify([bundle / "model_fp32.onnx"], reference=lambda_keras, data_dir=data, progress=False)
+        verify([tiny_bundle / "model_fp32.onnx"], reference=lambda_keras, data_dir=tiny_data, progress=False)
 
 
 # --------------------------------------------- .keras configs that name code
 
 
-def _crafted(bundle: Path, folder: Path, name: str, change) -> Path:
+def _crafted(tiny_bundle: Path, folder: Path, name: str, change) -> Path:
     """The bundle's model.keras with its config.json changed by ``change(config)``."""
-    with zipfile.ZipFile(bundle / "model.keras") as src:
+    with zipfile.ZipFile(tiny_bundle / "model.keras") as src:
         config = json.loads(src.read("config.json"))
         change(config)
         path = folder / f"{name}.keras"
@@ -119,12 +109,12 @@ CRAFTED = {
 
 
 @pytest.mark.parametrize("name", list(CRAFTED))
-def test_keras_configs_naming_code_are_refused_and_run_nothing(name, bundle, tmp_path):
+def test_keras_configs_naming_code_are_refused_and_run_nothing(name, tiny_bundle, tmp_path):
     from edgecnn.model import load_model
     from edgecnn.runtime import Predictor
 
     marker = tmp_path / "code-ran"
-    path = _crafted(bundle, tmp_path, name, lambda cfg: CRAFTED[name](cfg, str(marker)))
+    path = _crafted(tiny_bundle, tmp_path, name, lambda cfg: CRAFTED[name](cfg, str(marker)))
     for load in (load_model, Predictor.load):
         with pytest.raises(ModelFileError) as info:
             load(path)
@@ -133,15 +123,15 @@ def test_keras_configs_naming_code_are_refused_and_run_nothing(name, bundle, tmp
     assert not marker.exists()
 
 
-def _rezip(bundle: Path, folder: Path, name: str, change) -> Path:
+def _rezip(tiny_bundle: Path, folder: Path, name: str, change) -> Path:
     """The bundle's model.keras with its members changed by ``change(members)``."""
-    with zipfile.ZipFile(bundle / "model.keras") as src:
+    with zipfile.ZipFile(tiny_bundle / "model.keras") as src:
         members = {n: src.read(n) for n in src.namelist()}
     change(members)
     path = folder / f"{name}.keras"
     with zipfile.ZipFile(path, "w") as out:
-        for member, data in members.items():
-            out.writestr(member, data)
+        for member, tiny_data in members.items():
+            out.writestr(member, tiny_data)
     return path
 
 
@@ -156,11 +146,11 @@ BROKEN_KERAS = {
 
 
 @pytest.mark.parametrize("name", list(BROKEN_KERAS))
-def test_broken_keras_archives_are_one_line_errors(name, bundle, tmp_path):
+def test_broken_keras_archives_are_one_line_errors(name, tiny_bundle, tmp_path):
     from edgecnn.model import load_model
 
     change, needle = BROKEN_KERAS[name]
-    path = _rezip(bundle, tmp_path, name, change)
+    path = _rezip(tiny_bundle, tmp_path, name, change)
     with pytest.raises(ModelFileError) as info:
         load_model(path)
     message = str(info.value)
@@ -180,11 +170,11 @@ def _broken_variants(original: bytes, seed: int) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("file", ["model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_int8.tflite"])
-def test_broken_onnx_and_tflite_files_are_refused(file, bundle, tmp_path):
+def test_broken_onnx_and_tflite_files_are_refused(file, tiny_bundle, tmp_path):
     """Random bytes, zeros, headers and truncations at 1%..99.9%: a ModelFileError naming the file, never a crash."""
     from edgecnn.runtime import Predictor
 
-    original = (bundle / file).read_bytes()
+    original = (tiny_bundle / file).read_bytes()
     for name, raw in _broken_variants(original, seed=len(file)).items():
         path = tmp_path / f"{name}{Path(file).suffix}"
         path.write_bytes(raw)
@@ -193,17 +183,17 @@ def test_broken_onnx_and_tflite_files_are_refused(file, bundle, tmp_path):
         assert str(path) in str(info.value) and "\n" not in str(info.value), (name, info.value)
 
 
-def test_predict_and_verify_refuse_random_bytes_cleanly(bundle, data, image, tmp_path):
+def test_predict_and_verify_refuse_random_bytes_cleanly(tiny_bundle, tiny_data, image, tmp_path):
     rng = np.random.default_rng(1)
     for suffix in (".onnx", ".tflite"):
         path = tmp_path / f"random{suffix}"
         path.write_bytes(rng.bytes(4096))
         assert_one_line_error(run_cli("predict", image, "--model", path), str(path), "corrupt", code=2)
     folder = tmp_path / "bundle"
-    shutil.copytree(bundle, folder)
+    shutil.copytree(tiny_bundle, folder)
     (folder / "model_int8.onnx").write_bytes(rng.bytes(4096))
     _rehash_export(folder, "model_int8.onnx")  # not caught as tampering: it must fail to load, cleanly
-    proc = run_cli("verify", folder / "model_int8.onnx", "--data-dir", data, env=_no_tf(tmp_path))
+    proc = run_cli("verify", folder / "model_int8.onnx", "--data-dir", tiny_data, env=_no_tf(tmp_path))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert any("cannot run model_int8.onnx" in line for line in proc.stdout.splitlines()), proc.stdout
 
@@ -237,43 +227,41 @@ def _pickled_array(marker: Path) -> np.ndarray:
     return np.array([_Payload(marker)] * 10, dtype=object)
 
 
-def test_pickled_reference_probs_are_refused(bundle, data, tmp_path):
+def test_pickled_reference_probs_are_refused(tiny_bundle, tiny_data, tmp_path):
     """verify without TensorFlow uses reference_probs.npy: a pickle there is refused, not run."""
     folder = tmp_path / "bundle"
-    shutil.copytree(bundle, folder)
+    shutil.copytree(tiny_bundle, folder)
     marker = tmp_path / "code-ran"
     np.save(folder / "reference_probs.npy", _pickled_array(marker), allow_pickle=True)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["reference"]["probs_sha256"] = sha256_file(folder / "reference_probs.npy")  # not caught as altered
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
-    proc = run_cli("verify", folder / "model_fp32.onnx", "--data-dir", data, env=_no_tf(tmp_path))
+    proc = run_cli("verify", folder / "model_fp32.onnx", "--data-dir", tiny_data, env=_no_tf(tmp_path))
     assert_one_line_error(proc, str(folder / "reference_probs.npy"), "allow_pickle=False", code=2)
-    report = run_cli("report", folder, "--data-dir", data, env=_no_tf(tmp_path))
+    report = run_cli("report", folder, "--data-dir", tiny_data, env=_no_tf(tmp_path))
     assert report.returncode == 0 and "Traceback" not in report.stderr, report.stderr
     assert not marker.exists()
 
 
-def test_pickled_reference_labels_are_refused(bundle, data, tmp_path):
-    from edgecnn.verify import verify
-
+def test_pickled_reference_labels_are_refused(tiny_bundle, tiny_data, tmp_path):
     folder = tmp_path / "bundle"
-    shutil.copytree(bundle, folder)
+    shutil.copytree(tiny_bundle, folder)
     marker = tmp_path / "code-ran"
     np.save(folder / "reference_labels.npy", _pickled_array(marker), allow_pickle=True)
-    proc = run_cli("verify", folder / "model_fp32.onnx", "--data-dir", data, env=_no_tf(tmp_path))
+    proc = run_cli("verify", folder / "model_fp32.onnx", "--data-dir", tiny_data, env=_no_tf(tmp_path))
     assert_one_line_error(proc, str(folder / "reference_labels.npy"), code=2)
     assert not marker.exists()
 
 
-def test_pickled_calibration_data_is_refused(bundle, tmp_path):
+def test_pickled_calibration_data_is_refused(tiny_bundle, tmp_path):
     from edgecnn.export import export_model
 
     marker = tmp_path / "code-ran"
     evil = tmp_path / "calibration.npz"
     np.savez(evil, x=_pickled_array(marker), allow_pickle=True)
     with pytest.raises(EdgecnnError, match="allow_pickle=False") as info:
-        export_model(bundle / "model.keras", ("tflite-int8",), tmp_path / "out", calibration_data=evil)
+        export_model(tiny_bundle / "model.keras", ("tflite-int8",), tmp_path / "out", calibration_data=evil)
     assert str(evil) in str(info.value)
     assert not marker.exists() and not (tmp_path / "out" / "model_int8.tflite").exists()
 

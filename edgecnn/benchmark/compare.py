@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 from ..errors import EdgecnnError
 from ..fileio import read_json, write_json
-from .output import check_outputs, format_table, utc_now, write_csv, write_plot
+from ..versions import utc_now
+from .output import check_outputs, format_table, write_csv, write_plot
 
 COMPARE_PLOT = "bench-compare.png"
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import io
 import os
 from pathlib import Path
@@ -26,10 +25,6 @@ def check_outputs(paths: list[Path], *, plot: bool) -> None:
         ensure_writable_dir(path.parent)
     if plot:
         require("matplotlib", feature="--plot")
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def seconds(value: float | None) -> str:

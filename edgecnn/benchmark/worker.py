@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from ..errors import EdgecnnError
+from ..errors import EdgecnnError, first_line
 from .timing import measure, time_alternating
 
 #: Modes timed on a .tflite/.onnx file and on a .keras file.
@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except EdgecnnError as exc:
         result = {"error": str(exc)}
     except Exception as exc:  # reported as one line by the parent
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        result = {"error": f"{case['path']}: unexpected {type(exc).__name__} while benchmarking: {text[:300]}"}
+        result = {"error": f"{case['path']}: unexpected {type(exc).__name__} while benchmarking: {first_line(exc)}"}
     Path(case["out"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 

@@ -19,8 +19,8 @@ import numpy as np
 from .. import tfquiet
 from ..bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, default_bundle, update_manifest
 from ..data import to_model_input
-from ..errors import EXIT_FAILED, DataError, EdgecnnError
-from ..fileio import atomic_path, ensure_writable_dir, sha256_file, write_npy
+from ..errors import EXIT_FAILED, DataError, EdgecnnError, first_line
+from ..fileio import atomic_path, ensure_writable_dir, format_bytes, sha256_file, write_npy
 from . import onnx as onnx_export
 from . import tflite
 from .manifest import export_entry, set_model, stale_exports
@@ -71,12 +71,8 @@ class ExportResult:
     def table(self) -> str:
         """One row per written file: format, file, size and seconds it took."""
         head = f"{'format':<15} {'file':<22} {'size':>10} {'seconds':>8}"
-        rows = [f"{e.format:<15} {e.file.name:<22} {_size(e.bytes):>10} {e.seconds:>8.1f}" for e in self.entries]
+        rows = [f"{e.format:<15} {e.file.name:<22} {format_bytes(e.bytes):>10} {e.seconds:>8.1f}" for e in self.entries]
         return "\n".join([head, "-" * len(head), *rows])
-
-
-def _size(n: int) -> str:
-    return f"{n / 1024:.1f} KiB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.2f} MiB"
 
 
 def resolve_formats(formats: Iterable[str]) -> list[ExportFormat]:
@@ -165,10 +161,9 @@ def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: 
     except EdgecnnError:
         raise
     except Exception as exc:  # converters raise anything; the user gets the first line, --debug the rest
-        text = str(exc).strip()
         done = f"; already written: {', '.join(written)}" if written else ""
         raise EdgecnnError(f"{fmt.name} export of {source.model_path} failed: {type(exc).__name__}: "
-                           f"{text.splitlines()[0][:300] if text else ''}{done}", exit_code=EXIT_FAILED) from exc
+                           f"{first_line(exc)}{done}", exit_code=EXIT_FAILED) from exc
 
 
 def write_reference(source: ExportSource, folder: Path) -> dict:

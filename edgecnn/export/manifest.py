@@ -2,22 +2,17 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..fileio import sha256_file
-from ..versions import package_versions
+from ..versions import package_versions, utc_now
 
 if TYPE_CHECKING:
     from . import ExportFormat
     from .source import ExportSource
 
 VERSION_PACKAGES = ("edgecnn", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def model_section(source: ExportSource, folder: Path) -> dict[str, Any]:

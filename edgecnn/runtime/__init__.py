@@ -16,7 +16,7 @@ import numpy as np
 
 from ..bundle import MODEL_FILE, MANIFEST_FILE, read_manifest
 from ..data import CLASS_NAMES, DEFAULT_PREPROCESSING, to_model_input
-from ..errors import EdgecnnError, ModelFileError
+from ..errors import EdgecnnError, ModelFileError, first_line
 from .base import Backend, Quantization
 
 #: Model file extension -> "module:class" of its backend (imported on first use).
@@ -209,8 +209,7 @@ def _first_run(runtime: Backend) -> None:
     try:
         runtime.run_native(np.zeros((1, *runtime.input_shape), dtype=runtime.input_dtype))
     except Exception as exc:  # runtimes raise RuntimeError, ValueError or their own types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelFileError(f"model {runtime.path} loads but cannot run (corrupt?): {first[:300]}") from None
+        raise ModelFileError(f"model {runtime.path} loads but cannot run (corrupt?): {first_line(exc)}") from None
 
 
 def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str, list[str]]:

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import tfquiet
-from ..errors import ModelFileError
+from ..errors import ModelFileError, first_line
 from .base import Backend, Quantization, check_threads, image_input_shape, read_model_bytes
 
 #: Batch of one resized interpreter call: larger batches barely raise throughput
@@ -76,9 +76,8 @@ class LiteRTBackend(Backend):
                 except (ValueError, RuntimeError) as exc:
                     failure = exc
         if failure is not None:
-            first = str(failure).strip().splitlines()[0] if str(failure).strip() else type(failure).__name__
             raise ModelFileError(f"cannot load TFLite model {self.path} (corrupt, truncated or not TFLite): "
-                                 f"{first[:300]}") from None
+                                 f"{first_line(failure)}") from None
         self._local.interpreter = interpreter
         self._local.batch = batch
         return interpreter

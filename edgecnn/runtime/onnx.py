@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ModelFileError
+from ..errors import ModelFileError, first_line
 from .base import Backend, DEFAULT_MAX_BATCH, check_threads, image_input_shape, read_model_bytes
 
 _INPUT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
@@ -31,8 +31,8 @@ class OnnxBackend(Backend):
             session = ort.InferenceSession(data, sess_options=options,
                                            providers=list(providers) if providers else ["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"cannot load ONNX model {path} (corrupt, truncated or not ONNX): {first[:300]}") from None
+            raise ModelFileError(f"cannot load ONNX model {path} (corrupt, truncated or not ONNX): "
+                                 f"{first_line(exc)}") from None
         inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(f"{path}: expected a single-input, single-output classifier, "
