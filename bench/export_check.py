@@ -18,7 +18,8 @@ import onnxruntime as ort
 from ai_edge_litert.interpreter import Interpreter
 
 from edgecnn.bundle import read_manifest
-from edgecnn.data import load_dataset, to_model_input
+from edgecnn.datasets import load_dataset
+from edgecnn.preprocess import to_model_input
 from edgecnn.fileio import sha256_file
 from edgecnn.versions import machine
 

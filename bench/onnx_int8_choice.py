@@ -21,7 +21,8 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from export_check import p50_us
 from edgecnn.export.onnx import apply_float_stem
-from edgecnn.data import calibration_images, load_dataset, to_model_input
+from edgecnn.datasets import calibration_images, load_dataset
+from edgecnn.preprocess import to_model_input
 from edgecnn.versions import machine
 
 CANDIDATES = {  # name: (format, activation type, per-channel, float stem)

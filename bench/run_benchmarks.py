@@ -27,7 +27,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from edgecnn import bench as lib  # noqa: E402
-from edgecnn.benchmark.output import format_markdown, seconds  # noqa: E402
+from edgecnn.bench.output import format_markdown, seconds  # noqa: E402
 from edgecnn.bundle import MODEL_FILE, read_manifest  # noqa: E402
 from edgecnn.fileio import write_json, write_text  # noqa: E402
 
@@ -82,8 +82,8 @@ def cold_start(bundle: Path, repeats: int) -> dict[str, Any]:
     and of `edgecnn --version` (Python + edgecnn start, the floor of any command)."""
     from PIL import Image
 
-    from edgecnn.bench import bench_images
-    from edgecnn.data import INPUT_SHAPE
+    from edgecnn.bench.targets import bench_images
+    from edgecnn.datasets import INPUT_SHAPE
 
     times: dict[str, list[float]] = {name: [] for name in ("--version", *COLD_MODELS)}
     with tempfile.TemporaryDirectory(prefix="edgecnn-cold-") as tmp:
@@ -176,9 +176,10 @@ def tflite_int8_blocks(model_path: Path, runs: int = 2000) -> list[dict[str, Any
     from ai_edge_litert.interpreter import Interpreter
 
     from edgecnn import tfquiet
-    from edgecnn.data import calibration_images, load_dataset, to_model_input
+    from edgecnn.datasets import calibration_images, load_dataset
+    from edgecnn.preprocess import to_model_input
     from edgecnn.model import load_model
-    from edgecnn.benchmark.timing import time_calls
+    from edgecnn.bench.timing import time_calls
 
     tf = tfquiet.tensorflow()
     model = load_model(model_path)
@@ -289,7 +290,7 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
         f"one fresh process per case; input: {cfg['input']}. Latency is per batch; "
         "`load` is cold (a fresh process, importing the runtime included); RSS is the peak of that process; "
         "`images/s` is batch size / mean latency, so stalls count; "
-        "`arena` is the TFLite activation-arena estimate (liveness peak, see edgecnn/benchmark/facts.py).", "",
+        "`arena` is the TFLite activation-arena estimate (liveness peak, see edgecnn/bench/facts.py).", "",
         format_markdown(report.results), "",
         "## Cold start", "",
         "| command | median | runs |", "|---|---|---|",

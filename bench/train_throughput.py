@@ -66,7 +66,7 @@ def epoch_edgecnn(out: Path) -> dict:
 def epoch_reference(out: Path) -> dict:
     """The reference notebook's training cell, on the same arrays (its own split and callbacks)."""
     from edgecnn import tfquiet
-    from edgecnn.data import load_dataset, train_val_split
+    from edgecnn.datasets import load_dataset, train_val_split
     from edgecnn.model import build_model
 
     keras = tfquiet.keras()

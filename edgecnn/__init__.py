@@ -6,7 +6,7 @@ TensorFlow only when called.
 """
 from __future__ import annotations
 
-from .data import CLASS_NAMES
+from .datasets.fashion_mnist import CLASS_NAMES
 from .errors import EdgecnnError
 
 __version__ = "0.1.0"

@@ -193,11 +193,11 @@ def verify(ctx, targets, reference, json_path, atol, min_agreement, max_accuracy
 def report(folder, data_dir, readme) -> None:
     """Write FOLDER/report.html (default: models/fashion-cnn): one self-contained page with the model, training,
     exports, errors and samples."""
-    from .report import write_report
+    from .render.report import write_report
 
     click.echo(f"report -> {write_report(folder, data_dir=data_dir)}")
     if readme:
-        from .readme_figures import update_readme
+        from .render.readme import update_readme
 
         changed = update_readme(readme, folder)
         click.echo(f"figures in {readme} {'updated' if changed else 'already up to date'}")

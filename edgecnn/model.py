@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import tfquiet
-from .data import CLASS_NAMES, INPUT_SHAPE
+from .datasets import CLASS_NAMES, INPUT_SHAPE
 from .errors import ModelFileError, first_line
 from .fileio import atomic_path
 

@@ -13,30 +13,30 @@ are written atomically; one pipeline runs per folder at a time (a lock file).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .bench import BENCH_FILE, QUICK
-from .bundle import (HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_LABELS_FILE,
-                     REFERENCE_PROBS_FILE, REPORT_FILE, default_bundle, read_manifest)
-from .data import FILES, candidate_dirs
+from filelock import FileLock, Timeout
+
+from .bench.options import QUICK
+from .bundle.files import (ARCHITECTURE_FILE, BENCH_FILE, HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE,
+                           PIPELINE_FILE, PIPELINE_LOCK_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, REPORT_FILE,
+                           SUMMARY_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle)
+from .bundle.manifest import read_manifest
+from .bundle.results import load_bundle
+from .datasets.fashion_mnist import FILES, candidate_dirs
 from .errors import EdgecnnError
 from .fileio import ensure_writable_dir, read_json, remove_stale_temp_files, sha256_file, write_json
-from .results import (ARCHITECTURE_FILE, SUMMARY_FILE, TRAINING_FILE, ExportRow, all_passed, export_rows,
-                      format_text_table, load_bundle)
+from .render.rows import ExportRow, all_passed, export_rows, format_text_table
 from .train import TrainConfig
-from .verify import VERIFY_FILE
 from .versions import utc_now
 
 STEPS = ("train", "export", "verify", "bench", "report")
 #: Training options whose change means another model (recorded with the data folder).
 TRAIN_OPTIONS = ("epochs", "batch_size", "patience", "seed", "limit")
-PIPELINE_FILE = "pipeline.json"
-LOCK_FILE = ".pipeline.lock"
 
 
 @dataclass
@@ -184,21 +184,22 @@ def step_reason(out: Path, step: Step, record: dict | None) -> str | None:
 @contextlib.contextmanager
 def _folder_lock(out: Path) -> Iterator[None]:
     """One pipeline per folder: a second one would rewrite the files the first is reading."""
-    with open(out / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EdgecnnError(f"another edgecnn pipeline is running in {out}; wait for it to finish") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = FileLock(out / PIPELINE_LOCK_FILE)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise EdgecnnError(f"another edgecnn pipeline is running in {out}; wait for it to finish") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step]:
     """The five steps, in order."""
-    from . import export, report, train, verify
+    from . import export, train, verify
     from .bench import bench
+    from .render import report
 
     def existing(names: list[str]) -> Callable[[], list[str]]:
         return lambda: [name for name in names if (out / name).is_file()]

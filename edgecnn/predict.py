@@ -13,10 +13,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .bundle import default_bundle
+from .bundle.files import default_bundle
 from .errors import EdgecnnError, ModelFileError, require
 from .fileio import atomic_path
-from .images import ImageError, image_files
+from .preprocess import ImageError, image_files
 from .runtime import Prediction, Predictor
 
 DEFAULT_MODEL_FILE = "model_int8.tflite"

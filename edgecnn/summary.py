@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bundle import MODEL_FILE, default_bundle
+from .bundle.files import MODEL_FILE, default_bundle
 from .fileio import ensure_writable_dir
 from .model import build_model, format_layer_table, layer_table, load_model
 from .train import write_summary

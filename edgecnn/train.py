@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from . import tfquiet
-from .bundle import HISTORY_FILE, METRICS_FILE, MODEL_FILE
-from .data import CLASS_NAMES, load_dataset, to_model_input, train_val_split
+from .bundle.files import HISTORY_FILE, METRICS_FILE, MODEL_FILE
+from .datasets import CLASS_NAMES, INPUT_SHAPE, load_dataset, train_val_split
+from .preprocess import to_model_input
 from .errors import EdgecnnError
 from .fileio import atomic_path, ensure_writable_dir, write_json, write_text
 from .model import build_model, compile_model, format_layer_table, layer_table, save_model, write_architecture
@@ -116,7 +117,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     try:
         with tfquiet.quiet():  # only fd 2: Keras's progress bar stays on stdout
             history = model.fit(
-                to_model_input(x_train), y_train, validation_data=(to_model_input(x_val), y_val),
+                to_model_input(x_train, INPUT_SHAPE), y_train, validation_data=(to_model_input(x_val, INPUT_SHAPE), y_val),
                 epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
                 callbacks=[checkpoint, stopper], verbose=1 if sys.stdout.isatty() else 2,
             ).history
@@ -130,7 +131,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     history = {key: [float(v) for v in values] for key, values in history.items()}
     save_model(model, model_path)  # the restored best weights (same as the checkpoint)
     with tfquiet.quiet():
-        test_loss, test_acc = model.evaluate(to_model_input(data.x_test), data.y_test, batch_size=256, verbose=0)
+        test_loss, test_acc = model.evaluate(to_model_input(data.x_test, INPUT_SHAPE), data.y_test, batch_size=256, verbose=0)
     epochs_run = len(history.get("loss", []))
     best_epoch = checkpoint.best_epoch
     metrics = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecnn.data import FILES, SYSTEM_DIR
+from edgecnn.datasets.fashion_mnist import FILES, SYSTEM_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_DATA = SYSTEM_DIR if all((SYSTEM_DIR / f).is_file() for f in FILES.values()) else None

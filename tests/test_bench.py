@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from edgecnn import bench as lib
-from edgecnn.benchmark.facts import file_facts, keras_facts, liveness_peak
-from edgecnn.benchmark.timing import measure, summarize, time_calls
+from edgecnn.bench.facts import file_facts, keras_facts, liveness_peak
+from edgecnn.bench.timing import measure, summarize, time_calls
 from edgecnn.errors import EdgecnnError
 from edgecnn.model import REFERENCE_PARAMS
 
@@ -110,14 +110,14 @@ def test_liveness_peak_counts_only_tensors_alive_together():
     ("1,N", "--threads", True, (1, None)),
 ])
 def test_parse_counts(text, option, allow_n, expected):
-    assert lib.parse_counts(text, option, high=4096, allow_n=allow_n) == expected
+    assert lib.options.parse_counts(text, option, high=4096, allow_n=allow_n) == expected
 
 
 @pytest.mark.parametrize("call, needle", [
-    (lambda: lib.parse_counts("1,x", "--batch-sizes", high=4096), "'x' is not a whole number"),
-    (lambda: lib.parse_counts("N", "--batch-sizes", high=4096), "'N' is not a whole number"),
-    (lambda: lib.parse_counts("0", "--batch-sizes", high=4096), "between 1 and 4,096"),
-    (lambda: lib.parse_count("1.5", "--runs", low=1, high=10), "not a whole number"),
+    (lambda: lib.options.parse_counts("1,x", "--batch-sizes", high=4096), "'x' is not a whole number"),
+    (lambda: lib.options.parse_counts("N", "--batch-sizes", high=4096), "'N' is not a whole number"),
+    (lambda: lib.options.parse_counts("0", "--batch-sizes", high=4096), "between 1 and 4,096"),
+    (lambda: lib.options.parse_count("1.5", "--runs", low=1, high=10), "not a whole number"),
     (lambda: lib.BenchConfig.checked((1,), (1,), 0, 0), "--runs must be between 1"),
     (lambda: lib.BenchConfig.checked((5000,), (1,), 1, 0), "--batch-sizes must be between"),
     (lambda: lib.BenchConfig.checked((1,), (0,), 1, 0), "--threads must be between"),
@@ -259,7 +259,7 @@ def test_cli_on_one_file(tiny_bundle, tmp_path):
 
 
 def test_without_tensorflow_keras_rows_are_absent_with_a_note(tiny_bundle, monkeypatch):
-    monkeypatch.setattr(lib, "tensorflow_installed", lambda: False)
+    monkeypatch.setattr(lib.targets, "tensorflow_installed", lambda: False)
     targets, notes = lib.find_targets([tiny_bundle])
     assert {t.name for t in targets} == {"tflite", "onnx"}
     assert any("TensorFlow is not installed" in n for n in notes)
@@ -278,7 +278,7 @@ def test_facts_agree_across_formats(tiny_bundle):
 
 
 def test_accuracy_comes_from_the_verify_results(tiny_bundle, tmp_path):
-    from edgecnn.bundle import update_manifest
+    from edgecnn.bundle.manifest import update_manifest
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)
@@ -288,16 +288,16 @@ def test_accuracy_comes_from_the_verify_results(tiny_bundle, tmp_path):
 
 
 def test_same_images_for_every_runtime(tmp_path):
-    images, described = lib.bench_images(5, (28, 28, 1), data_dir=tmp_path)  # no dataset there: seeded random
-    again, _ = lib.bench_images(5, (28, 28, 1), data_dir=tmp_path)
+    images, described = lib.targets.bench_images(5, (28, 28, 1), data_dir=tmp_path)  # no dataset there: seeded random
+    again, _ = lib.targets.bench_images(5, (28, 28, 1), data_dir=tmp_path)
     assert images.dtype == np.uint8 and images.shape == (5, 28, 28, 1) and "random" in described
     assert np.array_equal(images, again)
-    other, described = lib.bench_images(2, (32, 32, 3))
+    other, described = lib.targets.bench_images(2, (32, 32, 3))
     assert other.shape == (2, 32, 32, 3) and "random" in described
 
 
 def test_a_time_budget_stops_slow_cases_but_keeps_a_minimum():
-    from edgecnn.benchmark.timing import MIN_BUDGET_RUNS
+    from edgecnn.bench.timing import MIN_BUDGET_RUNS
 
     fake = FakeRuntime([1.0] * 1000)  # 1 s per call, 10 s budget: stops at the minimum number of runs
     assert len(time_calls(fake, runs=1000, max_seconds=10, clock=fake.clock)) == MIN_BUDGET_RUNS
@@ -306,7 +306,7 @@ def test_a_time_budget_stops_slow_cases_but_keeps_a_minimum():
 
 
 def test_alternating_calls_are_timed_separately():
-    from edgecnn.benchmark.timing import time_alternating
+    from edgecnn.bench.timing import time_alternating
 
     now = [0.0]
     slow = lambda: now.__setitem__(0, now[0] + 0.003)  # noqa: E731
@@ -325,9 +325,9 @@ def test_exports_are_benchmarked_without_tensorflow(tiny_bundle, tmp_path):
     code = (
         "import json, sys\n"
         "from edgecnn import bench\n"
-        "from edgecnn.benchmark.worker import run_case\n"
+        "from edgecnn.bench.worker import run_case\n"
         f"targets, _ = bench.find_targets([{str(model)!r}])\n"
-        f"images, _ = bench.bench_images(1, (28, 28, 1))\n"
+        f"images, _ = bench.targets.bench_images(1, (28, 28, 1))\n"
         f"import numpy as np; np.save({str(tmp_path / 'x.npy')!r}, images)\n"
         f"run_case({{'path': {str(model)!r}, 'mode': 'predictor', 'batch_size': 1, 'threads': 1, 'runs': 3,"
         f" 'warmup': 0, 'images': {str(tmp_path / 'x.npy')!r}}})\n"
@@ -370,7 +370,7 @@ def test_ratios_use_the_alternating_measurements():
 
 
 def test_int8_and_float32_exports_are_timed_side_by_side(tiny_bundle, tmp_path):
-    from edgecnn.bundle import update_manifest
+    from edgecnn.bundle.manifest import update_manifest
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)

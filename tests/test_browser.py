@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgecnn.bundle import REPORT_FILE
-from edgecnn.report import write_report
+from edgecnn.render.report import write_report
 
 from .conftest import REPO
 from .test_report import make_fake_bundle

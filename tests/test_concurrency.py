@@ -122,7 +122,7 @@ def test_threads_that_come_and_go_do_not_leak(tiny_bundle):
 
 WRITER = r"""
 import sys
-from edgecnn.bundle import update_manifest
+from edgecnn.bundle.manifest import update_manifest
 folder, who, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 for i in range(count):
     update_manifest(folder, lambda m, key=f"{who}-{i}": m.setdefault("notes", {}).update({key: i}))

@@ -6,7 +6,9 @@ import gzip
 import numpy as np
 import pytest
 
-from edgecnn import data
+from edgecnn.datasets import fashion_mnist as data
+from edgecnn.datasets import train_val_split
+from edgecnn.preprocess import to_model_input
 from edgecnn.errors import DataError
 
 from .conftest import REAL_DATA, make_idx_dataset, needs_real_data, write_idx
@@ -78,24 +80,24 @@ def test_mismatched_image_and_label_counts(tmp_path):
 
 def test_to_model_input_scales_and_validates():
     x = np.full((2, 28, 28), 255, dtype=np.uint8)
-    out = data.to_model_input(x)
+    out = to_model_input(x, (28, 28, 1))
     assert out.shape == (2, 28, 28, 1) and out.dtype == np.float32 and out.max() == 1.0
-    assert data.to_model_input(out) is not None
+    assert to_model_input(out, (28, 28, 1)) is not None
     with pytest.raises(ValueError, match="expected a batch of shape"):
-        data.to_model_input(np.zeros((28, 28), dtype=np.uint8))
+        to_model_input(np.zeros((28, 28), dtype=np.uint8), (28, 28, 1))
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
-        data.to_model_input(np.full((1, 28, 28, 1), 3.0, dtype=np.float32))
+        to_model_input(np.full((1, 28, 28, 1), 3.0, dtype=np.float32), (28, 28, 1))
     with pytest.raises(ValueError, match="dtype"):
-        data.to_model_input(np.zeros((1, 28, 28), dtype=np.int64))
+        to_model_input(np.zeros((1, 28, 28), dtype=np.int64), (28, 28, 1))
 
 
 def test_split_is_seeded_80_20():
     x, y = np.arange(100), np.arange(100)
-    a = data.train_val_split(x, y, seed=42)
-    b = data.train_val_split(x, y, seed=42)
+    a = train_val_split(x, y, seed=42)
+    b = train_val_split(x, y, seed=42)
     assert len(a[0]) == 80 and len(a[2]) == 20
     assert all(np.array_equal(p, q) for p, q in zip(a, b))
-    assert not np.array_equal(a[2], data.train_val_split(x, y, seed=1)[2])
+    assert not np.array_equal(a[2], train_val_split(x, y, seed=1)[2])
     assert set(a[0]) | set(a[2]) == set(range(100))
 
 

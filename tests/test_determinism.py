@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.data import load_dataset
+from edgecnn.datasets import load_dataset
 
 from .conftest import run_cli
 

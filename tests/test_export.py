@@ -140,7 +140,8 @@ def test_writes_six_files_and_a_manifest_that_describes_them(bundle):
 
 @needs_real_data
 def test_reference_probabilities_are_the_keras_ones_on_the_test_set(bundle, trained):
-    from edgecnn.data import load_dataset, to_model_input
+    from edgecnn.datasets import load_dataset
+    from edgecnn.preprocess import to_model_input
     from edgecnn.model import load_model
 
     folder, result = bundle
@@ -151,7 +152,7 @@ def test_reference_probabilities_are_the_keras_ones_on_the_test_set(bundle, trai
     assert reference["images"] == 10_000 and reference["keras_accuracy"] == pytest.approx(np.mean(probs.argmax(1) == labels))
     data = load_dataset()
     assert np.array_equal(labels, data.y_test)
-    keras_probs = load_model(trained)(to_model_input(data.x_test[:50]), training=False).numpy()
+    keras_probs = load_model(trained)(to_model_input(data.x_test[:50], (28, 28, 1)), training=False).numpy()
     np.testing.assert_allclose(probs[:50], keras_probs, atol=1e-6)
 
 
@@ -189,10 +190,11 @@ def test_tflite_int8_takes_and_returns_int8(bundle):
 @needs_real_data
 def test_exports_predict_like_keras_on_a_batch(bundle):
     """Float exports match the Keras probabilities; fp16/dynamic/int8 stay close. 300 images in one batch."""
-    from edgecnn.data import load_dataset, to_model_input
+    from edgecnn.datasets import load_dataset
+    from edgecnn.preprocess import to_model_input
 
     folder, _ = bundle
-    x = to_model_input(load_dataset().x_test[:300])
+    x = to_model_input(load_dataset().x_test[:300], (28, 28, 1))
     keras = np.load(folder / REFERENCE_PROBS_FILE)[:300]
     tolerance = {"float32": 1e-4, "float16": 1e-2, "dynamic": 0.1, "int8": 0.2}
     for name, file in EXPECTED_FILES.items():

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from edgecnn.data import read_idx, to_model_input
+from edgecnn.datasets.fashion_mnist import read_idx
+from edgecnn.preprocess import to_model_input
 from edgecnn.errors import DataError
 
 from .conftest import write_idx
@@ -128,7 +129,7 @@ def test_to_model_input_rejects_floats_outside_unit_range(x):
 # ------------------------------------------------------------ image loader
 
 PIL = pytest.importorskip("PIL.Image")
-from edgecnn.images import ImageError, load_image  # noqa: E402
+from edgecnn.preprocess import ImageError, load_image  # noqa: E402
 
 MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16"]
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif", "WEBP": ".webp"}

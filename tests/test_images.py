@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn.data import load_from_dir
-from edgecnn.images import MAX_PIXELS, ImageError, image_files, load_image
+from edgecnn.datasets.fashion_mnist import load_from_dir
+from edgecnn.preprocess import MAX_PIXELS, ImageError, image_files, load_image
 
 from .conftest import REAL_DATA
 

@@ -211,7 +211,7 @@ def _raw_top1(path: Path, x: np.ndarray) -> np.ndarray:
 @pytest.mark.e2e
 @needs_real_data
 def test_predictor_top1_equals_the_bare_runtime_on_all_test_images(reference_exports):
-    from edgecnn.data import load_from_dir
+    from edgecnn.datasets.fashion_mnist import load_from_dir
 
     x = load_from_dir(REAL_DATA).x_test
     for name, path in sorted(reference_exports.items()):
@@ -232,7 +232,7 @@ VARIANTS = {
 @pytest.mark.e2e
 @needs_real_data
 def test_test_images_as_files_predict_the_arrays_class(reference_exports):
-    from edgecnn.data import load_from_dir
+    from edgecnn.datasets.fashion_mnist import load_from_dir
 
     x = load_from_dir(REAL_DATA).x_test
     sample = x[np.sort(np.random.default_rng(0).choice(len(x), 1000, replace=False))]

@@ -8,7 +8,7 @@ import pytest
 
 from edgecnn.bundle import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, read_manifest
 from edgecnn.fileio import sha256_file
-from edgecnn.readme_figures import END, START, figures_markdown
+from edgecnn.render.readme import END, START, figures_markdown
 
 from .conftest import REPO, needs_real_data, run_cli
 

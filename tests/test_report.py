@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn.data import CLASS_NAMES
+from edgecnn.datasets import CLASS_NAMES
 from edgecnn.errors import EdgecnnError
 from edgecnn.model import REFERENCE_LAYERS, LayerRow, format_layer_table
-from edgecnn.readme_figures import END, START, update_readme
-from edgecnn.report import write_report
-from edgecnn.results import export_rows, load_bundle
+from edgecnn.render.readme import END, START, update_readme
+from edgecnn.render.report import write_report
+from edgecnn.bundle.results import load_bundle
+from edgecnn.render.rows import export_rows
 
 from .conftest import assert_one_line_error, make_idx_dataset, run_cli
 
@@ -42,7 +43,7 @@ def make_fake_bundle(folder: Path, *, n_test: int = 60, class_names=CLASS_NAMES,
     folder.mkdir(parents=True, exist_ok=True)
     data = make_idx_dataset(folder / "data", n_train=20, n_test=n_test)
     rng = np.random.default_rng(1)
-    from edgecnn.data import read_idx
+    from edgecnn.datasets.fashion_mnist import read_idx
 
     y_test = read_idx(data / "t10k-labels-idx1-ubyte.gz").astype(int)
     logits = rng.normal(size=(n_test, 10)) + 4 * np.eye(10)[y_test]

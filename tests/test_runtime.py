@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecnn.data import CLASS_NAMES, to_model_input
+from edgecnn.datasets import CLASS_NAMES
+from edgecnn.fileio import sha256_file
+from edgecnn.preprocess import to_model_input
 from edgecnn.errors import ModelFileError
 from edgecnn.runtime import BACKENDS, Backend, Predictor
 
@@ -123,7 +125,7 @@ def test_int8_predictor_quantizes_with_the_models_own_parameters(models, images)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     (in_scale, in_zero), (out_scale, out_zero) = inp["quantization"], out["quantization"]
     assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
-    x = to_model_input(images)
+    x = to_model_input(images, (28, 28, 1))
     raw = []
     for image in x:
         q = np.clip(np.round(image[None] / in_scale) + in_zero, -128, 127).astype(np.int8)
@@ -137,7 +139,7 @@ def test_onnx_predictor_is_the_bare_session(models, images):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(models["onnx"]), providers=["CPUExecutionProvider"])
-    raw = session.run(None, {"input": to_model_input(images)})[0]
+    raw = session.run(None, {"input": to_model_input(images, (28, 28, 1))})[0]
     assert np.array_equal(Predictor.load(models["onnx"]).predict(images), raw)
 
 
@@ -154,7 +156,7 @@ def test_prepare_and_run_native_are_the_raw_path(models, images):
     predictor = Predictor.load(models["int8"])
     native = predictor.prepare(images[:1])
     assert native.dtype == np.int8 and native.shape == (1, 28, 28, 1)
-    assert np.array_equal(native, predictor.prepare(to_model_input(images[:1])))  # fast path == general path
+    assert np.array_equal(native, predictor.prepare(to_model_input(images[:1], (28, 28, 1))))  # fast path == general path
     assert predictor.runtime.run_native(native).dtype == np.int8
     assert predictor.runtime.input_quant is not None and predictor.runtime.output_quant is not None
 
@@ -268,14 +270,16 @@ def _bundle(models, tmp_path, manifest: dict | str) -> Path:
     return folder / "model_int8.tflite"
 
 
-def _entry(file: str, precision: str) -> dict:
-    return {"file": file, "format": "tflite-int8", "precision": precision, "sha256": "0" * 64}
+def _entry(file: str, precision: str, content: Path | None = None) -> dict:
+    """A manifest entry; it describes ``content``'s bytes (a file it does not describe without it)."""
+    digest = sha256_file(content) if content is not None else "0" * 64
+    return {"file": file, "format": "tflite-int8", "precision": precision, "sha256": digest}
 
 
 def test_class_names_and_precision_come_from_the_manifest(models, tmp_path):
     names = [f"kind {i}" for i in range(10)]
     path = _bundle(models, tmp_path, {"schema": 1, "class_names": names, "exports": {
-        "tflite-int8": _entry("model_int8.tflite", "int8-per-channel"),
+        "tflite-int8": _entry("model_int8.tflite", "int8-per-channel", models["int8"]),
         "tflite": _entry("model_fp32.tflite", "float32")},
         "preprocessing": {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "background": "light"}})
     predictor = Predictor.load(path)
@@ -286,7 +290,7 @@ def test_class_names_and_precision_come_from_the_manifest(models, tmp_path):
 
 def test_manifest_problems(models, tmp_path):
     path = _bundle(models, tmp_path, {"schema": 1, "class_names": ["a", "b"],
-                                      "exports": {"x": _entry("model_int8.tflite", "int8")}})
+                                      "exports": {"x": _entry("model_int8.tflite", "int8", models["int8"])}})
     with pytest.raises(ModelFileError, match="lists 2 class names but .* has 10 outputs"):
         Predictor.load(path)
     (path.parent / "manifest.json").write_text("{ not json")
@@ -294,6 +298,17 @@ def test_manifest_problems(models, tmp_path):
     assert predictor.classes == CLASS_NAMES and "manifest" in predictor.notes[0]
     (path.parent / "manifest.json").write_text(json.dumps({"class_names": ["a"] * 10, "exports": {}}))
     assert Predictor.load(path).classes == CLASS_NAMES  # the manifest does not describe this file
+
+
+def test_a_replaced_file_does_not_inherit_the_manifest_entry_of_its_name(models, tmp_path):
+    names = [f"kind {i}" for i in range(10)]
+    path = _bundle(models, tmp_path, {"schema": 1, "class_names": names, "exports": {
+        "tflite-int8": _entry("model_int8.tflite", "int8-per-channel", models["int8"])}})
+    assert Predictor.load(path).classes == tuple(names)
+    shutil.copy(models["tflite"], path)  # another model under the listed name: its bytes are not the entry's
+    predictor = Predictor.load(path)
+    assert predictor.classes != tuple(names) and predictor.precision == "float32"
+    assert any("sha256 differs" in note for note in predictor.notes), predictor.notes
 
 
 def test_onnx_metadata_gives_class_names(models, tmp_path):

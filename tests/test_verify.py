@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecnn.bundle import update_manifest
+from edgecnn.bundle.manifest import update_manifest
 from edgecnn.fileio import sha256_file
 from edgecnn.metrics import accuracy, compare_probs, confusion_matrix, per_class_accuracy, top1
 from edgecnn.verify import GATES, Thresholds, thresholds_for, verify
@@ -91,8 +91,8 @@ sys.meta_path.insert(0, _NoTensorFlow())
 """
 #: Prelude that hides the system dataset, so only --data-dir / EDGECNN_DATA_DIR can provide one.
 NO_SYSTEM_DATASET = """
-import pathlib, edgecnn.data
-edgecnn.data.SYSTEM_DIR = pathlib.Path("/nonexistent/fashion-mnist")
+import pathlib, edgecnn.datasets.fashion_mnist
+edgecnn.datasets.fashion_mnist.SYSTEM_DIR = pathlib.Path("/nonexistent/fashion-mnist")
 """
 
 

@@ -17,13 +17,14 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .. import tfquiet
-from ..bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, default_bundle, update_manifest
-from ..data import to_model_input
+from ..bundle.files import MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, default_bundle
+from ..bundle.manifest import update_manifest
+from ..preprocess import to_model_input
 from ..errors import EXIT_FAILED, DataError, EdgecnnError, first_line
 from ..fileio import atomic_path, ensure_writable_dir, format_bytes, sha256_file, write_npy
 from . import onnx as onnx_export
 from . import tflite
-from .manifest import export_entry, set_model, stale_exports
+from .entry import export_entry, set_model, stale_exports
 from .source import ExportSource, ImageSets, load_images
 
 

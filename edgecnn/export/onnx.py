@@ -78,7 +78,9 @@ def export_int8(source: ExportSource, path: Path) -> dict:
         fp32, prepared, quantized = (Path(work) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(float32_model(source), str(fp32))
         with tfquiet.quiet(stdout=True):
-            quant_pre_process(str(fp32), str(prepared))
+            # ONNX's own shape inference suffices (only the batch dimension is dynamic); the symbolic
+            # pass would import sympy, a heavy dependency nothing else needs. Same graph either way.
+            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
             stem = apply_float_stem(prepared) if QUANTIZATION["float_stem"] else []
             quantize_static(str(prepared), str(quantized), Reader(), nodes_to_exclude=stem,
                             quant_format=getattr(QuantFormat, QUANTIZATION["quant_format"]),

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from .. import tfquiet
-from ..data import CLASS_NAMES, DEFAULT_PREPROCESSING, INPUT_SHAPE, calibration_images, load_dataset, to_model_input
+from ..datasets import CLASS_NAMES, INPUT_SHAPE, calibration_images, load_dataset
+from ..preprocess import DEFAULT_PREPROCESSING, to_model_input
 from ..errors import EdgecnnError
 
 INPUT_NAME = "input"

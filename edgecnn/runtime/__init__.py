@@ -14,16 +14,20 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
-from ..bundle import MODEL_FILE, MANIFEST_FILE, read_manifest
-from ..data import CLASS_NAMES, DEFAULT_PREPROCESSING, to_model_input
+from ..bundle.files import MANIFEST_FILE, MODEL_FILE
+from ..bundle.manifest import read_manifest
+from ..bundle.targets import entry_by_content
+from ..datasets.fashion_mnist import CLASS_NAMES
+from ..preprocess import DEFAULT_PREPROCESSING, to_model_input
 from ..errors import EdgecnnError, ModelFileError, first_line
+from ..fileio import sha256_file
 from .base import Backend, Quantization
 
 #: Model file extension -> "module:class" of its backend (imported on first use).
 BACKENDS: dict[str, str] = {
-    ".onnx": "edgecnn.runtime.onnx:OnnxBackend",
-    ".tflite": "edgecnn.runtime.litert:LiteRTBackend",
-    ".keras": "edgecnn.runtime.keras:KerasBackend",
+    ".onnx": "edgecnn.runtime.onnx_backend:OnnxBackend",
+    ".tflite": "edgecnn.runtime.litert_backend:LiteRTBackend",
+    ".keras": "edgecnn.runtime.keras_backend:KerasBackend",
 }
 
 _UINT8 = np.dtype(np.uint8)
@@ -187,7 +191,7 @@ class Predictor:
 
     def image_input(self, src, *, invert: str | bool = "auto") -> np.ndarray:
         """One image file or PIL image prepared for this model (see :func:`edgecnn.images.load_image`)."""
-        from ..images import load_image
+        from ..preprocess import load_image
 
         height, width, channels = self.runtime.input_shape
         return load_image(src, size=(height, width), channels=channels, invert=invert,
@@ -233,7 +237,7 @@ def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str,
 
 
 def _manifest_description(path: Path, notes: list[str]) -> tuple[str, dict[str, Any]]:
-    """What the bundle's manifest says about this file (nothing when it does not describe it)."""
+    """What the bundle's manifest says about this file, matched by content (nothing when no entry has its sha256)."""
     source = str(path.parent / MANIFEST_FILE)
     if not (path.parent / MANIFEST_FILE).is_file():
         return source, {}
@@ -242,15 +246,19 @@ def _manifest_description(path: Path, notes: list[str]) -> tuple[str, dict[str, 
     except EdgecnnError as exc:
         notes.append(f"ignoring the bundle manifest: {exc}")
         return source, {}
-    entry = next((e for e in manifest["exports"].values() if e.get("file") == path.name), None) if "exports" in manifest else None
-    if entry is None and path.name != MODEL_FILE:  # the manifest describes its exports and the model they came from
+    digest = sha256_file(path)
+    match = entry_by_content(manifest, path, digest)
+    if match is None and (manifest.get("model") or {}).get("sha256") != digest:
+        if path.name == MODEL_FILE or any(e["file"] == path.name for e in manifest.get("exports", {}).values()):
+            notes.append(f"{path.name} is not the file {source} describes (sha256 differs): its class names "
+                         "and preprocessing are not used")
         return source, {}
     preprocessing = manifest.get("preprocessing")
     if preprocessing is not None and not isinstance(preprocessing, dict):
         notes.append(f"ignoring 'preprocessing' of {source}: not an object")
         preprocessing = None
     return source, {"class_names": manifest.get("class_names"), "preprocessing": preprocessing,
-                    "precision": (entry or {}).get("precision")}
+                    "precision": match[1]["precision"] if match else None}
 
 
 def _metadata_description(runtime: Backend, notes: list[str]) -> tuple[str, dict[str, Any]]:

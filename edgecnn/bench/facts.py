@@ -27,6 +27,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from ..errors import ModelFileError, first_line
+
 
 @dataclass(frozen=True)
 class ModelFacts:
@@ -40,16 +42,20 @@ class ModelFacts:
 
 
 def file_facts(path: str | os.PathLike) -> ModelFacts:
-    """Facts of a .tflite or .onnx file (Keras facts come from the loaded model: :func:`keras_facts`)."""
+    """Facts of a .tflite or .onnx file (Keras facts come from the loaded model: :func:`keras_facts`).
+
+    A file its parser rejects is a :class:`ModelFileError` naming it, before any
+    benchmark runs; any other exception is a bug and propagates.
+    """
     path = Path(path)
     size = path.stat().st_size
-    try:
-        if path.suffix == ".tflite":
+    if path.suffix == ".tflite":
+        try:
             return ModelFacts(size, *tflite_graph_facts(path))
-        if path.suffix == ".onnx":
-            return ModelFacts(size, *onnx_graph_facts(path), None)
-    except Exception:  # noqa: BLE001 - a file the parsers reject: loading it reports the defect in one line
-        pass
+        except ValueError as exc:  # LiteRT's error for a file that is not a valid flatbuffer
+            raise ModelFileError(f"cannot read the graph of TFLite model {path} (corrupt?): {first_line(exc)}") from None
+    if path.suffix == ".onnx":
+        return ModelFacts(size, *onnx_graph_facts(path), None)
     return ModelFacts(size, None, None, None)
 
 
@@ -135,9 +141,13 @@ def onnx_graph_facts(path: str | os.PathLike) -> tuple[int | None, int | None]:
     """Parameters and MACs per image of an .onnx file; ``(None, None)`` without the onnx package."""
     try:
         import onnx
+        from google.protobuf.message import DecodeError
     except ImportError:
         return None, None
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    try:
+        model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    except (DecodeError, onnx.shape_inference.InferenceError) as exc:
+        raise ModelFileError(f"cannot read the graph of ONNX model {path} (corrupt?): {first_line(exc)}") from None
     graph = model.graph
     floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16, onnx.TensorProto.DOUBLE}
     initializers = {init.name: init for init in graph.initializer}

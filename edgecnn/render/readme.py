@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .bench import BENCH_FILE
-from .bundle import MANIFEST_FILE, METRICS_FILE, default_bundle
-from .errors import EdgecnnError
-from .fileio import write_text
-from .results import TRAINING_FILE, all_passed, export_rows, fmt, listed, load_bundle, short_table
-from .verify import VERIFY_FILE
+from ..bundle.files import BENCH_FILE, MANIFEST_FILE, METRICS_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle
+from ..bundle.results import load_bundle
+from ..errors import EdgecnnError
+from ..fileio import write_text
+from .rows import all_passed, export_rows, fmt, listed, short_table
 
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 

@@ -14,7 +14,7 @@ OK_COLOR, BAD_COLOR, NEUTRAL_COLOR = "#2e7d32", "#c62828", "#607d8b"
 
 
 def _pyplot():
-    from .errors import require
+    from ..errors import require
 
     matplotlib = require("matplotlib", feature="the report's charts")
     matplotlib.use("Agg")

@@ -19,16 +19,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import figures
-from .bench import BENCH_FILE
-from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_PROBS_FILE, REPORT_FILE, default_bundle
-from .data import Dataset, load_dataset
-from .errors import EdgecnnError
-from .fileio import format_bytes, read_npy, write_text
-from .metrics import confusion_matrix, top1
-from .results import (ARCHITECTURE_FILE, MADE_BY, READERS, SUMMARY_FILE, TEST_SET, TRAINING_FILE, Bundle, ExportRow,
-                      all_passed, export_rows, fmt, listed, load_bundle, verdict)
-from .verify import VERIFY_FILE
+from ..bundle.files import (ARCHITECTURE_FILE, BENCH_FILE, HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE,
+                            REFERENCE_PROBS_FILE, REPORT_FILE, SUMMARY_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle)
+from ..bundle.results import MADE_BY, READERS, TEST_SET, Bundle, load_bundle
+from ..datasets.fashion_mnist import Dataset, load_dataset
+from ..errors import EdgecnnError
+from ..fileio import format_bytes, read_npy, write_text
+from ..metrics import confusion_matrix, top1
+from . import charts
+from .rows import ExportRow, all_passed, export_rows, fmt, listed, verdict
 
 #: Files whose change makes the report stale (the pipeline compares their times with report.html's).
 REPORT_INPUTS = (METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE, MANIFEST_FILE,
@@ -154,7 +153,7 @@ def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
     parts.append(_gates(bundle))
     timed = [r for r in rows if r.p50_ms is not None]
     if timed:
-        parts.append(img(figures.latency_png([r.name for r in timed], [r.p50_ms for r in timed],
+        parts.append(img(charts.latency_png([r.name for r in timed], [r.p50_ms for r in timed],
                                              [r.p99_ms if r.p99_ms is not None else r.p50_ms for r in timed],
                                              [r.images_per_s for r in timed],
                                              f"images per second, batch {batch or '?'}"),
@@ -216,7 +215,7 @@ def _test_set(bundle: Bundle, data: Dataset | None) -> tuple[np.ndarray, np.ndar
 
 def section_errors(bundle: Bundle, data: Dataset | None) -> str:
     names = bundle.class_names
-    parts, charts = [], []
+    parts, pictures = [], []
     reference = (bundle.verify or {}).get("reference") or {}
     matrix = reference.get("confusion_matrix")
     if matrix is None:
@@ -226,15 +225,15 @@ def section_errors(bundle: Bundle, data: Dataset | None) -> str:
         else:
             matrix = confusion_matrix(test[1], top1(test[2]), test[2].shape[1])
     if matrix is not None:
-        charts.append(img(figures.confusion_png(matrix, names, "Keras"), "confusion matrix of the Keras model"))
+        pictures.append(img(charts.confusion_png(matrix, names, "Keras"), "confusion matrix of the Keras model"))
     verified = (bundle.verify or {}).get("exports") or {}
     int8 = {k: v for k, v in verified.items() if v.get("precision") == "int8" and v.get("confusion_matrix")}
     for key, result in int8.items():
-        charts.append(img(figures.confusion_png(result["confusion_matrix"], names, key),
+        pictures.append(img(charts.confusion_png(result["confusion_matrix"], names, key),
                           f"confusion matrix of the {key} model"))
     if bundle.verify is not None and not int8:
         parts.append(note(f"no int8 export in {bundle.folder / VERIFY_FILE}; run `edgecnn export` and `edgecnn verify`"))
-    parts.insert(0, f"<div class='grid2'>{''.join(charts)}</div>")
+    parts.insert(0, f"<div class='grid2'>{''.join(pictures)}</div>")
     parts.append("<h3>Where an export disagrees with Keras</h3>")
     parts.append(_gallery(bundle, data, verified, names))
     return "".join(parts)
@@ -257,7 +256,7 @@ def _gallery(bundle: Bundle, data: Dataset | None, verified: dict, names: list[s
         for d in shown[:max(0, GALLERY_MAX - len(cards))]:
             i = d["index"]
             cards.append(
-                "<figure class='card'>" + img(figures.thumbnail_png(data.x_test[i]), f"test image {i}") +
+                "<figure class='card'>" + img(charts.thumbnail_png(data.x_test[i]), f"test image {i}") +
                 f"<figcaption><b>{e(key)}</b> #{i} (true {e(_label(names, int(data.y_test[i])))})<br>"
                 f"Keras: {e(_label(names, d.get('reference_label')))} {e(fmt(d.get('reference_prob'), '.0%'))}<br>"
                 f"export: {e(_label(names, d.get('export_label')))} {e(fmt(d.get('export_prob'), '.0%'))}"
@@ -275,7 +274,7 @@ def section_samples(bundle: Bundle, data: Dataset | None) -> str:
         return note(test)
     x, y, probs = test
     picks = [int(np.flatnonzero(y == k)[0]) for k in range(probs.shape[1]) if (y == k).any()]
-    chart = figures.samples_png(x[picks], probs[picks], y[picks], bundle.class_names)
+    chart = charts.samples_png(x[picks], probs[picks], y[picks], bundle.class_names)
     return ("<p>The first test image of each class with the Keras model's probabilities for the "
             f"{probs.shape[1]} classes (the predicted class in green when right, red when wrong).</p>"
             + img(chart, "test images with their predicted class probabilities"))
@@ -344,9 +343,9 @@ def render(bundle: Bundle, data: Dataset | None) -> str:
     for anchor, title, build in SECTIONS:
         try:
             body = build(bundle, data)
-        except (EdgecnnError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            body = note(f"this section could not be drawn from the files in {bundle.folder}: "
-                        f"{type(exc).__name__}: {exc}; rerun `edgecnn pipeline --force` to remake them")
+        except EdgecnnError as exc:  # anything else is a bug in the page, not in the files: it propagates
+            body = note(f"this section could not be drawn from the files in {bundle.folder}: {exc}; "
+                        "rerun `edgecnn pipeline --force` to remake them")
         sections.append(f"<section id='{anchor}'><h2>{e(title)}</h2>{body}</section>")
     nav = "".join(f"<a href='#{a}'>{e(t)}</a>" for a, t, _ in SECTIONS)
     machine = (bundle.metrics or {}).get("machine") or (bundle.bench or {}).get("machine") or {}

@@ -15,6 +15,7 @@ from .. import tfquiet
 from ..model import load_model, model_io
 from .base import Backend, check_threads, image_input_shape
 
+
 class KerasBackend(Backend):
     name = "keras"
 

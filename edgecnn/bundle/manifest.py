@@ -1,38 +1,21 @@
-"""The bundle folder: its fixed file names, the default location and manifest.json.
+"""manifest.json: read with its schema checked, changed under a lock, written atomically.
 
 A bundle is what a user ships: the Keras model, its exports and a manifest that
 says what each file is (format, precision, tensors, sha256, provenance).
 """
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
-from .errors import EdgecnnError
-from .fileio import read_json, write_json
+from filelock import FileLock
 
-MODEL_FILE = "model.keras"
-MANIFEST_FILE = "manifest.json"
-METRICS_FILE = "metrics.json"
-HISTORY_FILE = "history.json"
-REFERENCE_PROBS_FILE = "reference_probs.npy"
-REFERENCE_LABELS_FILE = "reference_labels.npy"
-REPORT_FILE = "report.html"
-VERIFY_FILE = "verify.json"
-DEFAULT_RELATIVE = Path("models") / "fashion-cnn"
+from ..errors import EdgecnnError
+from ..fileio import read_json, write_json
+from .files import MANIFEST_FILE, MANIFEST_LOCK_FILE
+
 MANIFEST_SCHEMA = 1
-
-
-def default_bundle() -> Path:
-    """``models/fashion-cnn`` in the current folder, else the one shipped beside the package."""
-    local = Path.cwd() / DEFAULT_RELATIVE
-    if local.exists():
-        return DEFAULT_RELATIVE
-    shipped = Path(__file__).resolve().parent.parent / DEFAULT_RELATIVE
-    return shipped if shipped.exists() else DEFAULT_RELATIVE
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
@@ -67,22 +50,11 @@ def load_manifest_or_empty(folder: str | os.PathLike) -> dict[str, Any]:
     return read_manifest(folder) if path.exists() else {"schema": MANIFEST_SCHEMA, "exports": {}}
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    lock = folder / ".manifest.lock"
-    with open(lock, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def update_manifest(folder: str | os.PathLike, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     """Read-modify-write the manifest under a lock, written atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with _locked(folder):
+    with FileLock(folder / MANIFEST_LOCK_FILE):
         manifest = load_manifest_or_empty(folder)
         manifest.setdefault("schema", MANIFEST_SCHEMA)
         manifest.setdefault("exports", {})

@@ -1,4 +1,4 @@
-"""Fashion-MNIST: IDX reader, dataset search path, preprocessing and class names.
+"""Fashion-MNIST: IDX reader, dataset search path and class names.
 
 The IDX files are read with numpy alone, so the data loads on the base install
 and on machines without internet (Debian's ``dataset-fashion-mnist`` package).
@@ -14,15 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 INPUT_SHAPE: tuple[int, int, int] = (28, 28, 1)
-#: How a raw image becomes a model input; stored in manifests and ONNX metadata.
-DEFAULT_PREPROCESSING: dict = {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "background": "dark"}
 
 ENV_VAR = "EDGECNN_DATA_DIR"
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -152,45 +150,3 @@ def _download_with_keras() -> Dataset | None:
     except Exception:  # any network or cache failure means "not available here"
         return None
     return Dataset(x_train, y_train, x_test, y_test, source="keras.datasets.fashion_mnist")
-
-
-def to_model_input(x: np.ndarray, input_shape: tuple[int, ...] = INPUT_SHAPE) -> np.ndarray:
-    """Turn a batch of images into float32 in [0, 1] with the model's shape.
-
-    Accepts uint8 in 0..255 (divided by 255, as in the reference) or floats
-    already in [0, 1], with or without the channel axis.
-    """
-    x = np.asarray(x)
-    want = tuple(int(d) for d in input_shape)
-    if x.shape[1:] == want[:-1] and want[-1] == 1:
-        x = x[..., np.newaxis]
-    if x.ndim != len(want) + 1 or x.shape[1:] != want or x.shape[0] < 1:
-        raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, want))}) "
-                         f"or (N, {', '.join(map(str, want[:-1]))}) with N >= 1, got {x.shape}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255.0)
-    if np.issubdtype(x.dtype, np.floating):
-        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
-            x = x.astype(np.float32, copy=False)
-        if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
-            raise ValueError("expected float images in [0, 1] (or uint8 in 0..255), "
-                             f"got values in [{x.min():g}, {x.max():g}]")
-        return x
-    raise ValueError(f"expected uint8 (0..255) or float32 ([0, 1]) images, got dtype {x.dtype}")
-
-
-def train_val_split(x: np.ndarray, y: np.ndarray, *, val_fraction: float = 0.2,
-                    seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Seeded shuffled 80/20 split, as the reference does with train_test_split."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_val = int(round(len(x) * val_fraction))
-    val, train = order[:n_val], order[n_val:]
-    return x[train], y[train], x[val], y[val]
-
-
-def calibration_images(x_train: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` training images drawn without replacement with a fixed seed."""
-    if n < 1:
-        raise ValueError(f"calibration needs at least 1 image, got {n}")
-    pick = np.random.default_rng(seed).choice(len(x_train), size=min(n, len(x_train)), replace=False)
-    return x_train[np.sort(pick)]

@@ -1,9 +1,12 @@
-"""Real-world image files to model inputs, prepared the way Fashion-MNIST itself was made.
+"""Image -> model input: the one place where pixels become what a model reads.
 
-Fashion-MNIST was made from product photos: trim the background, resize the
-longest edge to 28, center on a 28x28 canvas, negate, grayscale. A photo goes
-through the same steps here. An image that already has the model's size is
-taken as it is, so a dataset image saved as PNG gives back its exact array.
+The runtime, the exporters and verify all go through :func:`to_model_input`
+(arrays) and :func:`load_image` (image files), so a model sees the same numbers
+whoever feeds it. Image files are prepared the way Fashion-MNIST itself was
+made from product photos: trim the background, resize the longest edge,
+center on the canvas, invert when the background is the opposite of the
+model's. An image that already has the model's size is taken as it is, so a
+dataset image saved as PNG gives back its exact array.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ TRIM_THRESHOLD = 16
 RESAMPLE = Image.Resampling.LANCZOS
 
 ImageSource = Union[str, os.PathLike, Image.Image]
+#: The reference model's preprocessing; stored in manifests and inside exported files.
+DEFAULT_PREPROCESSING: dict = {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "background": "dark"}
 
 
 class ImageError(EdgecnnError):
@@ -170,3 +175,28 @@ def _fit(work: Image.Image, gray: np.ndarray, ring: np.ndarray, size: tuple[int,
     canvas = Image.new(work.mode, (width, height), int(fill) if work.mode == "L" else tuple(int(v) for v in fill))
     canvas.paste(resized, ((width - new[0]) // 2, (height - new[1]) // 2))
     return canvas
+
+
+def to_model_input(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
+    """Turn a batch of images into float32 in [0, 1] with the model's shape.
+
+    Accepts uint8 in 0..255 (divided by 255, as in the reference) or floats
+    already in [0, 1], with or without the channel axis.
+    """
+    x = np.asarray(x)
+    want = tuple(int(d) for d in input_shape)
+    if x.shape[1:] == want[:-1] and want[-1] == 1:
+        x = x[..., np.newaxis]
+    if x.ndim != len(want) + 1 or x.shape[1:] != want or x.shape[0] < 1:
+        raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, want))}) "
+                         f"or (N, {', '.join(map(str, want[:-1]))}) with N >= 1, got {x.shape}")
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    if np.issubdtype(x.dtype, np.floating):
+        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+            x = x.astype(np.float32, copy=False)
+        if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
+            raise ValueError("expected float images in [0, 1] (or uint8 in 0..255), "
+                             f"got values in [{x.min():g}, {x.max():g}]")
+        return x
+    raise ValueError(f"expected uint8 (0..255) or float32 ([0, 1]) images, got dtype {x.dtype}")

@@ -1,4 +1,4 @@
-"""One benchmark case in a fresh process: ``python -m edgecnn.benchmark.worker CASE.json``.
+"""One benchmark case in a fresh process: ``python -m edgecnn.bench.worker CASE.json``.
 
 Each case (model x mode x batch size x threads) runs in its own process so that
 models do not pollute each other's memory, the peak resident memory read at the
@@ -18,7 +18,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from ..errors import EdgecnnError, first_line
+from ..errors import EdgecnnError
 from .timing import measure, time_alternating
 
 #: Modes timed on a .tflite/.onnx file and on a .keras file.
@@ -119,7 +119,7 @@ def _export_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any
 def _keras_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]) -> Loaded:
     """The reference's ``model.predict(x)`` or a direct ``model(x, training=False)``, on float input."""
     from .. import tfquiet
-    from ..data import to_model_input
+    from ..preprocess import to_model_input
     from ..model import load_model, model_io
     from .facts import keras_facts
 
@@ -139,10 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     case = json.loads(Path((argv or sys.argv[1:])[0]).read_text(encoding="utf-8"))
     try:
         result = run_case(case)
-    except EdgecnnError as exc:
+    except EdgecnnError as exc:  # anything else is a bug: its traceback reaches the parent on stderr
         result = {"error": str(exc)}
-    except Exception as exc:  # reported as one line by the parent
-        result = {"error": f"{case['path']}: unexpected {type(exc).__name__} while benchmarking: {first_line(exc)}"}
     Path(case["out"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 

@@ -1,98 +1,21 @@
-"""What a bundle's result files say, merged into one row per model file.
+"""One row of figures per model file, merged from a bundle's result files, and the short table.
 
-The report, the pipeline's final table and the README's figures all show the
-same numbers; they read them here, from metrics.json, manifest.json, verify.json
-and bench.json, never from a model runtime. A missing or unreadable file is
-recorded as a one-line problem naming the command that makes it, not raised.
+The pipeline's final table, the report's exports table and the README's figures
+are all made from these rows, so they always show the same numbers.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from .bench import BENCH_FILE
-from .bundle import HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_PROBS_FILE, read_manifest
-from .data import CLASS_NAMES
-from .errors import EdgecnnError
-from .fileio import format_bytes, read_json
-from .verify import VERIFY_FILE
+from ..bundle.files import MODEL_FILE
+from ..bundle.results import Bundle
+from ..fileio import format_bytes
 
-SUMMARY_FILE = "summary.txt"
-ARCHITECTURE_FILE = "architecture.png"
-TRAINING_FILE = "training.png"
-TEST_SET = "test set"
-#: Which command makes each file, for the "missing" lines.
-MADE_BY = {
-    METRICS_FILE: "edgecnn train", HISTORY_FILE: "edgecnn train", SUMMARY_FILE: "edgecnn summary",
-    TRAINING_FILE: "edgecnn train", ARCHITECTURE_FILE: "edgecnn summary (needs Graphviz)",
-    MODEL_FILE: "edgecnn train", MANIFEST_FILE: "edgecnn export", REFERENCE_PROBS_FILE: "edgecnn export",
-    VERIFY_FILE: "edgecnn verify", BENCH_FILE: "edgecnn bench", TEST_SET: "edgecnn report --data-dir DIR",
-}
 #: Bench modes, in the order their batch-1 latency is preferred for a model's row.
 LATENCY_MODES = ("predictor", "keras.call", "keras.predict", "raw")
-
-
-@dataclass
-class Bundle:
-    """A bundle's result files as read; ``None`` where a file is missing or unreadable (see ``problems``)."""
-
-    folder: Path
-    metrics: dict | None = None
-    history: dict | None = None
-    manifest: dict | None = None
-    verify: dict | None = None
-    bench: dict | None = None
-    summary: str | None = None
-    problems: dict[str, str] = field(default_factory=dict)
-
-    def missing(self, name: str) -> str:
-        """Why ``name`` is not shown and the command that makes it."""
-        why = self.problems.get(name) or f"{name} not found in {self.folder}"
-        return f"{why}; run `{MADE_BY.get(name, 'edgecnn pipeline')}` (or `edgecnn pipeline`) to make it"
-
-    @property
-    def class_names(self) -> list[str]:
-        for source in (self.manifest, self.metrics):
-            if source and isinstance(source.get("class_names"), list):
-                return [str(c) for c in source["class_names"]]
-        return list(CLASS_NAMES)
-
-
-def _json_object(path: Path, what: str) -> dict:
-    value = read_json(path, what=what)
-    if not isinstance(value, dict):
-        raise EdgecnnError(f"{what} {path} must be a JSON object, got {type(value).__name__}")
-    return value
-
-
-#: File -> (Bundle attribute, reader).
-READERS: dict[str, tuple[str, Callable[[Path], Any]]] = {
-    METRICS_FILE: ("metrics", lambda p: _json_object(p, "metrics")),
-    HISTORY_FILE: ("history", lambda p: _json_object(p, "history")),
-    MANIFEST_FILE: ("manifest", lambda p: read_manifest(p.parent)),
-    VERIFY_FILE: ("verify", lambda p: _json_object(p, "verify results")),
-    BENCH_FILE: ("bench", lambda p: _json_object(p, "bench results")),
-    SUMMARY_FILE: ("summary", lambda p: p.read_text("utf-8")),
-}
-
-
-def load_bundle(folder: str | os.PathLike) -> Bundle:
-    """Read every result file of the bundle, recording a one-line problem instead of failing."""
-    bundle = Bundle(Path(folder))
-    for name, (attribute, reader) in READERS.items():
-        path = bundle.folder / name
-        if not path.exists():
-            continue
-        try:
-            setattr(bundle, attribute, reader(path))
-        except (EdgecnnError, OSError, UnicodeDecodeError) as exc:
-            bundle.problems[name] = str(exc)
-    return bundle
-
 
 @dataclass
 class ExportRow:

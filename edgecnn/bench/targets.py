@@ -1,0 +1,132 @@
+"""What to benchmark: bundle folders and model files -> targets with their facts, and the input images."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..bundle.files import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, VERIFY_FILE, default_bundle
+from ..bundle.manifest import read_manifest
+from ..bundle.targets import resolve_targets
+from ..datasets.fashion_mnist import INPUT_SHAPE, load_dataset
+from ..errors import DataError, EdgecnnError
+from ..fileio import read_json
+from ..runtime import backend_class
+from .facts import ModelFacts, file_facts
+from .worker import EXPORT_MODES, KERAS_MODES
+
+INPUT_SEED = 0
+
+
+@dataclass
+class BenchTarget:
+    """One model file to benchmark, with what is known of it before it runs."""
+
+    name: str  # the manifest's format key, "keras" for the Keras model, else the file name
+    path: Path
+    modes: tuple[str, ...]
+    precision: str | None = None
+    accuracy: float | None = None
+    facts: ModelFacts | None = None
+    input_shape: tuple[int, ...] = INPUT_SHAPE
+
+
+def tensorflow_installed() -> bool:
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def find_targets(targets: Iterable[str | os.PathLike] | None, *, include_keras: bool = True) -> tuple[list[BenchTarget], list[str]]:
+    """Bundle folders (every export, plus the Keras model) and model files -> targets, and notes."""
+    notes: list[str] = []
+    found: list[BenchTarget] = []
+    for raw in list(targets or []) or [default_bundle()]:
+        path = Path(raw)
+        folder = path if path.is_dir() else path.parent
+        if path.is_dir() and not (path / MANIFEST_FILE).is_file():
+            raise EdgecnnError(f"{path} has no {MANIFEST_FILE}: nothing to benchmark (run `edgecnn export` first, "
+                               "or name model files)")
+        manifest = read_manifest(folder) if (folder / MANIFEST_FILE).is_file() else {}
+        shape = tuple((manifest.get("model") or {}).get("input_shape") or INPUT_SHAPE)
+        if path.suffix == ".keras":
+            keras_file = path
+            if not keras_file.is_file():
+                raise EdgecnnError(f"model file {keras_file} not found")
+        else:
+            found += _export_targets(path, shape, known={t.path.resolve() for t in found})
+            keras_file = folder / ((manifest.get("model") or {}).get("file") or MODEL_FILE)
+            if not (path.is_dir() and include_keras and keras_file.is_file()):
+                continue
+        if any(t.path.resolve() == keras_file.resolve() for t in found):
+            continue
+        if not tensorflow_installed():
+            notes.append(f"TensorFlow is not installed: no Keras rows for {keras_file} "
+                         "(install edgecnn[train] to compare with Keras)")
+            continue
+        found.append(BenchTarget("keras", keras_file, KERAS_MODES, "float32", _keras_accuracy(keras_file.parent),
+                                 input_shape=shape))
+    if not found:
+        raise EdgecnnError("nothing to benchmark" + (f": {notes[0]}" if notes else ""))
+    _unique_names(found)
+    if any(t.path.suffix == ".onnx" for t in found) and importlib.util.find_spec("onnx") is None:
+        notes.append("the onnx package is not installed: no parameter and MAC counts for ONNX files")
+    return found, notes
+
+
+def _export_targets(path: Path, shape: tuple[int, ...], known: set[Path]) -> list[BenchTarget]:
+    """The exports of a bundle folder (or one export file), named by the manifest, with their facts."""
+    found = []
+    for t in (t for group in resolve_targets([path]).values() for t in group):
+        if t.path.resolve() in known:
+            continue
+        backend_class(t.path)  # an unknown extension is a one-line error now, not in a worker
+        entry = t.entry or {}
+        found.append(BenchTarget(t.key, t.path, EXPORT_MODES, entry.get("precision"),
+                                 (entry.get("verify") or {}).get("accuracy"), file_facts(t.path), shape))
+        known.add(t.path.resolve())
+    return found
+
+
+def _keras_accuracy(folder: Path) -> float | None:
+    """The Keras model's test accuracy: from verify.json, else from training's metrics.json."""
+    for name, keys in ((VERIFY_FILE, ("reference", "accuracy")), (METRICS_FILE, ("test_accuracy",))):
+        try:
+            value: Any = read_json(folder / name) if (folder / name).is_file() else None
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+        except EdgecnnError:
+            value = None
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def _unique_names(found: list[BenchTarget]) -> None:
+    """Same key in two bundles (two "tflite" files): prefix the folder name."""
+    counts: dict[str, int] = {}
+    for t in found:
+        counts[t.name] = counts.get(t.name, 0) + 1
+    seen: set[str] = set()
+    for t in found:
+        if counts[t.name] > 1:
+            t.name = f"{t.path.parent.name}/{t.name}"
+        if t.name in seen:
+            t.name = str(t.path)
+        seen.add(t.name)
+
+
+def bench_images(n: int, shape: tuple[int, ...], data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
+    """``n`` uint8 images for every runtime: Fashion-MNIST test images when found, else seeded random."""
+    if tuple(shape) == INPUT_SHAPE:
+        try:
+            x_test = load_dataset(data_dir, allow_download=False).x_test
+        except DataError:
+            x_test = None
+        if x_test is not None and len(x_test):
+            images = x_test[np.arange(n) % len(x_test)]
+            return images, f"Fashion-MNIST test images (first {min(n, len(x_test))})"
+    images = np.random.default_rng(INPUT_SEED).integers(0, 256, (n, *shape), dtype=np.uint8)
+    return images, f"random uint8 images {tuple(shape)} (seed {INPUT_SEED}; Fashion-MNIST not found)"

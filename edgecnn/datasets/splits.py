@@ -1,0 +1,21 @@
+"""Seeded, reproducible splits of a labelled image set: train/validation and calibration picks."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def train_val_split(x: np.ndarray, y: np.ndarray, *, val_fraction: float = 0.2,
+                    seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded shuffled 80/20 split, as the reference does with train_test_split."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(round(len(x) * val_fraction))
+    val, train = order[:n_val], order[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def calibration_images(x_train: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` training images drawn without replacement with a fixed seed."""
+    if n < 1:
+        raise ValueError(f"calibration needs at least 1 image, got {n}")
+    pick = np.random.default_rng(seed).choice(len(x_train), size=min(n, len(x_train)), replace=False)
+    return x_train[np.sort(pick)]
