@@ -25,7 +25,8 @@ from .bench.options import QUICK
 from .bundle.files import (ARCHITECTURE_FILE, BENCH_FILE, HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE,
                            PIPELINE_FILE, PIPELINE_LOCK_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, REPORT_FILE,
                            SUMMARY_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle)
-from .bundle.manifest import read_manifest
+from .bundle.manifest import load_manifest
+from .bundle.schema import BENCH_WHAT, VERIFY_WHAT, BenchFile, Manifest, VerifyFile, read_checked
 from .bundle.results import load_bundle
 from .datasets.fashion_mnist import FILES, candidate_dirs
 from .errors import EdgecnnError
@@ -79,15 +80,16 @@ def _expected_data_source(data_dir: str | os.PathLike | None) -> str | None:
     return str(found.resolve()) if found else None
 
 
-def _manifest(out: Path) -> dict | None:
+def _manifest(out: Path) -> Manifest | None:
     try:
-        return read_manifest(out) if (out / MANIFEST_FILE).is_file() else None
+        return load_manifest(out) if (out / MANIFEST_FILE).is_file() else None
     except EdgecnnError:
         return None
 
 
 def _export_files(out: Path) -> list[str]:
-    return [entry["file"] for entry in ((_manifest(out) or {}).get("exports") or {}).values()]
+    manifest = _manifest(out)
+    return [entry.file for entry in manifest.exports.values()] if manifest else []
 
 
 def exports_match_manifest(out: Path) -> str | None:
@@ -98,24 +100,19 @@ def exports_match_manifest(out: Path) -> str | None:
     if manifest is None:
         return f"no readable {MANIFEST_FILE}"
     model_sha = sha256_file(out / MODEL_FILE)
-    if (manifest.get("model") or {}).get("sha256") != model_sha:
+    if manifest.model is None or manifest.model.sha256 != model_sha:
         return f"{MODEL_FILE} changed since the last export"
-    reference = manifest.get("reference") or {}
-    probs = out / REFERENCE_PROBS_FILE
-    if reference.get("model_sha256") != model_sha or not probs.is_file() or sha256_file(probs) != reference.get("probs_sha256"):
+    reference, probs = manifest.reference, out / REFERENCE_PROBS_FILE
+    if (reference is None or reference.model_sha256 != model_sha or not probs.is_file()
+            or sha256_file(probs) != reference.probs_sha256):
         return f"{REFERENCE_PROBS_FILE} missing or not from the current model"
     for name in FORMATS:
-        entry = manifest["exports"].get(name)
-        if entry is None or not (out / entry["file"]).is_file():
+        entry = manifest.exports.get(name)
+        if entry is None or not (out / entry.file).is_file():
             return f"{name} not exported"
-        if entry.get("source_sha256") != model_sha or sha256_file(out / entry["file"]) != entry["sha256"]:
-            return f"{entry['file']} does not match its manifest entry"
+        if entry.source_sha256 != model_sha or sha256_file(out / entry.file) != entry.sha256:
+            return f"{entry.file} does not match its manifest entry"
     return None
-
-
-def _results(out: Path, name: str) -> dict:
-    results = read_json(out / name)
-    return results if isinstance(results, dict) else {}
 
 
 def verify_stored(out: Path) -> str | None:
@@ -123,19 +120,20 @@ def verify_stored(out: Path) -> str | None:
     manifest = _manifest(out)
     if manifest is None:
         return f"no readable {MANIFEST_FILE}"
-    results = _results(out, VERIFY_FILE)
-    for name, entry in manifest["exports"].items():
-        if name not in (results.get("exports") or {}):
+    results = read_checked(VerifyFile, out / VERIFY_FILE, VERIFY_WHAT)
+    for name, entry in manifest.exports.items():
+        if name not in results.exports:
             return f"{name} not verified"
-        if (entry.get("verify") or {}).get("verified_at") != results.get("created"):
+        if entry.verify is None or entry.verify.verified_at != results.created:
             return f"the verify results of {name} were not stored in {MANIFEST_FILE}"
     return None
 
 
 def bench_complete(out: Path) -> str | None:
     """Every export benchmarked."""
-    measured = {r.get("name") for r in _results(out, BENCH_FILE).get("results") or [] if isinstance(r, dict)}
-    missing = [name for name in ((_manifest(out) or {}).get("exports") or {}) if name not in measured]
+    measured = {row.name for row in read_checked(BenchFile, out / BENCH_FILE, BENCH_WHAT).results}
+    manifest = _manifest(out)
+    missing = [name for name in (manifest.exports if manifest else {}) if name not in measured]
     return f"{missing[0]} not benchmarked" if missing else None
 
 

@@ -154,19 +154,19 @@ def test_cli_bad_targets_exit_2(tmp_path):
 
 def test_compare_refuses_bad_files(tmp_path):
     good, partial = tmp_path / "good.json", tmp_path / "partial.json"
-    row = {"name": "tflite", "mode": "raw", "batch_size": 1, "threads": 1, "latency_s": {"p50": 1e-4},
+    row = {"name": "tflite", "mode": "raw", "batch_size": 1, "threads": 1, "latency_s": {"p50": 1e-4, "p99": 2e-4},
            "images_per_s": 1e4}
-    good.write_text(json.dumps({"results": [row]}))
-    partial.write_text(json.dumps({"results": [{"name": "a"}]}))
+    good.write_text(json.dumps({"schema": 1, "results": [row]}))
+    partial.write_text(json.dumps({"schema": 1, "results": [{"name": "a"}]}))
     (tmp_path / "empty.json").write_text("{}")
     with pytest.raises(EdgecnnError, match="at least two"):
         lib.compare([good])
-    with pytest.raises(EdgecnnError, match="empty.json is not an edgecnn bench result file"):
+    with pytest.raises(EdgecnnError, match="empty.json has no 'schema' field"):
         lib.compare([good, tmp_path / "empty.json"], plot_path=None)
     with pytest.raises(EdgecnnError, match="not found"):
         lib.compare([good, tmp_path / "missing.json"], plot_path=None)
     proc = run_cli("bench", "--compare", good, partial, "--plot", tmp_path / "c.png")
-    assert_one_line_error(proc, "partial.json: result 1 lacks mode, batch_size", code=2)
+    assert_one_line_error(proc, "partial.json: field results[0].mode is missing", code=2)
 
 
 # --------------------------------------------------------------------------- a real run on a tiny model

@@ -90,14 +90,15 @@ def make_fake_bundle(folder: Path, *, n_test: int = 60, class_names=CLASS_NAMES,
                             "images_per_s": batch / (0.0002 * (i + 1) * batch)})
     results.append({"name": "keras", "mode": "keras.call", "batch_size": 1, "threads": 1,
                     "latency_s": {"p50": 0.004, "p99": 0.006}, "images_per_s": 250.0})
-    manifest = {"model": {"file": "model.keras", "sha256": "0" * 64}, "class_names": list(class_names),
-                "exports": exports}
+    manifest = {"schema": 1, "model": {"file": "model.keras", "sha256": "0" * 64, "input_shape": [28, 28, 1],
+                                       "classes": 10}, "class_names": list(class_names), "exports": exports}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     (folder / "verify.json").write_text(json.dumps({
+        "schema": 1, "created": "2026-01-01T00:00:00+00:00",
         "reference": {"kind": "keras", "accuracy": 0.9123, "confusion_matrix": _confusion(y_test, reference)},
         "exports": verified, "cross_runtime": [{"a": "tflite", "b": "onnx", "agreement": 1.0, "max_abs_diff": 2e-6}],
         "passed": failing is None}))
-    (folder / "bench.json").write_text(json.dumps({"machine": {"cpu": "Test CPU", "cores": 2},
+    (folder / "bench.json").write_text(json.dumps({"schema": 1, "machine": {"cpu": "Test CPU", "cores": 2},
                                                    "config": {"batch_sizes": [1, 32], "threads": [1], "runs": 200,
                                                               "warmup": 20}, "results": results}))
     return folder

@@ -108,7 +108,7 @@ def fake_bundle(folder: Path, *, probs: bool = True) -> Path:
     folder.mkdir(parents=True)
     (folder / "model_fp32.onnx").write_bytes(b"not run")
     entry = {"file": "model_fp32.onnx", "sha256": "0" * 64, "format": "onnx", "precision": "float32"}
-    (folder / "manifest.json").write_text(json.dumps({"exports": {"onnx": entry}}))
+    (folder / "manifest.json").write_text(json.dumps({"schema": 1, "exports": {"onnx": entry}}))
     if probs:
         np.save(folder / "reference_probs.npy", np.full((50, 10), 0.1, np.float32))
     return folder

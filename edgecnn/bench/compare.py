@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..bundle.schema import BENCH_WHAT, BenchFile, parse
 from ..errors import EdgecnnError
 from ..fileio import read_json, write_json
 from ..versions import utc_now
@@ -27,19 +28,11 @@ class Comparison:
         return format_table(self.results)
 
 
-REQUIRED_ROW_KEYS = ("name", "mode", "batch_size", "threads", "latency_s", "images_per_s")
-
-
 def load_results(path: str | os.PathLike) -> dict[str, Any]:
-    """A bench.json file, checked enough to be merged (one-line errors naming the file)."""
-    data = read_json(path, what="bench results")
-    rows = data.get("results") if isinstance(data, dict) else None
-    if not isinstance(rows, list) or not rows:
-        raise EdgecnnError(f"{path} is not an edgecnn bench result file (no 'results' list)")
-    for i, row in enumerate(rows):
-        missing = [k for k in REQUIRED_ROW_KEYS if not isinstance(row, dict) or k not in row]
-        if missing or not isinstance(row.get("latency_s"), dict) or "p50" not in row["latency_s"]:
-            raise EdgecnnError(f"{path}: result {i + 1} lacks {', '.join(missing) or 'latency_s.p50'}")
+    """A bench.json file, checked against its schema so it can be merged (one-line errors naming the file)."""
+    data = read_json(path, what=BENCH_WHAT)
+    if not parse(BenchFile, data, path, BENCH_WHAT).results:
+        raise EdgecnnError(f"{BENCH_WHAT} {path} holds no results")
     return data
 
 

@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from ..bundle.files import BENCH_FILE
+from ..bundle.schema import BENCH_WHAT, SCHEMA_VERSIONS
 from ..errors import EdgecnnError
 from ..fileio import ensure_writable_dir, write_json
 from ..runtime import backend_class
@@ -46,8 +47,8 @@ class BenchReport:
     written: list[Path] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"machine": self.machine, "created": self.created, "config": self.config, "results": self.results,
-                "ratios": self.ratios, "notes": self.notes}
+        return {"schema": SCHEMA_VERSIONS[BENCH_WHAT], "machine": self.machine, "created": self.created,
+                "config": self.config, "results": self.results, "ratios": self.ratios, "notes": self.notes}
 
     def table(self) -> str:
         return format_table(self.results)

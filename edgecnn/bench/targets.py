@@ -5,13 +5,13 @@ import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 
 from ..bundle.files import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, VERIFY_FILE, default_bundle
-from ..bundle.manifest import read_manifest
-from ..bundle.targets import resolve_targets
+from ..bundle.schema import VERIFY_WHAT, VerifyFile, read_checked
+from ..bundle.targets import manifest_of, resolve_targets
 from ..datasets.fashion_mnist import INPUT_SHAPE, load_dataset
 from ..errors import DataError, EdgecnnError
 from ..fileio import read_json
@@ -49,15 +49,16 @@ def find_targets(targets: Iterable[str | os.PathLike] | None, *, include_keras: 
         if path.is_dir() and not (path / MANIFEST_FILE).is_file():
             raise EdgecnnError(f"{path} has no {MANIFEST_FILE}: nothing to benchmark (run `edgecnn export` first, "
                                "or name model files)")
-        manifest = read_manifest(folder) if (folder / MANIFEST_FILE).is_file() else {}
-        shape = tuple((manifest.get("model") or {}).get("input_shape") or INPUT_SHAPE)
+        manifest = manifest_of(folder, required=False)
+        model = manifest.model if manifest else None
+        shape = tuple(model.input_shape) if model else INPUT_SHAPE
         if path.suffix == ".keras":
             keras_file = path
             if not keras_file.is_file():
                 raise EdgecnnError(f"model file {keras_file} not found")
         else:
             found += _export_targets(path, shape, known={t.path.resolve() for t in found})
-            keras_file = folder / ((manifest.get("model") or {}).get("file") or MODEL_FILE)
+            keras_file = folder / (model.file if model else MODEL_FILE)
             if not (path.is_dir() and include_keras and keras_file.is_file()):
                 continue
         if any(t.path.resolve() == keras_file.resolve() for t in found):
@@ -83,25 +84,23 @@ def _export_targets(path: Path, shape: tuple[int, ...], known: set[Path]) -> lis
         if t.path.resolve() in known:
             continue
         backend_class(t.path)  # an unknown extension is a one-line error now, not in a worker
-        entry = t.entry or {}
-        found.append(BenchTarget(t.key, t.path, EXPORT_MODES, entry.get("precision"),
-                                 (entry.get("verify") or {}).get("accuracy"), file_facts(t.path), shape))
+        verified = t.entry.verify if t.entry else None
+        found.append(BenchTarget(t.key, t.path, EXPORT_MODES, t.entry.precision if t.entry else None,
+                                 verified.accuracy if verified else None, file_facts(t.path), shape))
         known.add(t.path.resolve())
     return found
 
 
 def _keras_accuracy(folder: Path) -> float | None:
-    """The Keras model's test accuracy: from verify.json, else from training's metrics.json."""
-    for name, keys in ((VERIFY_FILE, ("reference", "accuracy")), (METRICS_FILE, ("test_accuracy",))):
-        try:
-            value: Any = read_json(folder / name) if (folder / name).is_file() else None
-            for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-        except EdgecnnError:
-            value = None
-        if isinstance(value, (int, float)):
-            return float(value)
-    return None
+    """The Keras model's test accuracy: from verify.json, else from training's metrics.json (None if neither says)."""
+    try:
+        if (folder / VERIFY_FILE).is_file():
+            return read_checked(VerifyFile, folder / VERIFY_FILE, VERIFY_WHAT).reference.accuracy
+        metrics = read_json(folder / METRICS_FILE) if (folder / METRICS_FILE).is_file() else {}
+    except EdgecnnError:  # an unreadable result file leaves the figure out of the table; verify/report name it
+        return None
+    value = metrics.get("test_accuracy") if isinstance(metrics, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _unique_names(found: list[BenchTarget]) -> None:

@@ -11,38 +11,36 @@ from typing import Any, Callable
 
 from filelock import FileLock
 
-from ..errors import EdgecnnError
 from ..fileio import read_json, write_json
 from .files import MANIFEST_FILE, MANIFEST_LOCK_FILE
+from .schema import MANIFEST_WHAT, SCHEMA_VERSIONS, Manifest, SchemaError, parse
 
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = SCHEMA_VERSIONS[MANIFEST_WHAT]
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
-    """Read and check the manifest of a bundle; one-line errors on every defect."""
-    path = Path(folder) / MANIFEST_FILE
-    manifest = read_json(path, what="manifest")
-    if not isinstance(manifest, dict):
-        raise EdgecnnError(f"manifest {path} must be a JSON object, got {type(manifest).__name__}")
-    exports = manifest.get("exports", {})
-    if not isinstance(exports, dict):
-        raise EdgecnnError(f"manifest {path}: 'exports' must be an object, got {type(exports).__name__}")
-    for key, entry in exports.items():
-        if not isinstance(entry, dict):
-            raise EdgecnnError(f"manifest {path}: export '{key}' must be an object")
-        for field, kind in (("file", str), ("sha256", str), ("format", str), ("precision", str)):
-            if field not in entry:
-                raise EdgecnnError(f"manifest {path}: export '{key}' lacks field '{field}' ({kind.__name__})")
-            if not isinstance(entry[field], kind):
-                raise EdgecnnError(f"manifest {path}: export '{key}' field '{field}' must be a {kind.__name__}, "
-                                   f"got {type(entry[field]).__name__}")
-        if entry["file"] in ("", ".", "..") or Path(entry["file"]).name != entry["file"]:
-            raise EdgecnnError(f"manifest {path}: export '{key}' file '{entry['file']}' must be a file name "
-                               "inside the bundle folder")
-    names = manifest.get("class_names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        raise EdgecnnError(f"manifest {path}: 'class_names' must be a list of strings")
+    """The manifest of a bundle as a dict (for read-modify-write), checked against its schema."""
+    return _read(Path(folder) / MANIFEST_FILE)[0]
+
+
+def load_manifest(folder: str | os.PathLike) -> Manifest:
+    """The manifest of a bundle as a typed :class:`Manifest`, checked against its schema."""
+    return _read(Path(folder) / MANIFEST_FILE)[1]
+
+
+def parse_manifest(data: Any, path: Path) -> Manifest:
+    """Check ``data`` (the JSON of ``path``) as a manifest: schema, field types, file names inside the bundle."""
+    manifest = parse(Manifest, data, path, MANIFEST_WHAT)
+    for key, entry in manifest.exports.items():
+        if entry.file in ("", ".", "..") or Path(entry.file).name != entry.file:
+            raise SchemaError(f"manifest {path}: field exports.{key}.file '{entry.file}' must be a file name "
+                              "inside the bundle folder")
     return manifest
+
+
+def _read(path: Path) -> tuple[dict[str, Any], Manifest]:
+    data = read_json(path, what=MANIFEST_WHAT)
+    return data, parse_manifest(data, path)
 
 
 def load_manifest_or_empty(folder: str | os.PathLike) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from ..errors import EdgecnnError
 from ..fileio import read_json
 from .files import (ARCHITECTURE_FILE, BENCH_FILE, HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE,
                     REFERENCE_PROBS_FILE, SUMMARY_FILE, TRAINING_FILE, VERIFY_FILE)
-from .manifest import read_manifest
+from .manifest import load_manifest
+from .schema import BENCH_WHAT, VERIFY_WHAT, BenchFile, Manifest, VerifyFile, read_checked
 
 TEST_SET = "test set"
 #: Which command makes each file, for the "missing" lines.
@@ -35,9 +36,9 @@ class Bundle:
     folder: Path
     metrics: dict | None = None
     history: dict | None = None
-    manifest: dict | None = None
-    verify: dict | None = None
-    bench: dict | None = None
+    manifest: Manifest | None = None
+    verify: VerifyFile | None = None
+    bench: BenchFile | None = None
     summary: str | None = None
     problems: dict[str, str] = field(default_factory=dict)
 
@@ -48,9 +49,10 @@ class Bundle:
 
     @property
     def class_names(self) -> list[str]:
-        for source in (self.manifest, self.metrics):
-            if source and isinstance(source.get("class_names"), list):
-                return [str(c) for c in source["class_names"]]
+        if self.manifest and self.manifest.class_names is not None:
+            return list(self.manifest.class_names)
+        if self.metrics and isinstance(self.metrics.get("class_names"), list):
+            return [str(c) for c in self.metrics["class_names"]]
         from ..datasets.fashion_mnist import CLASS_NAMES  # the default model's, for bundles made before names were recorded
 
         return list(CLASS_NAMES)
@@ -67,9 +69,9 @@ def _json_object(path: Path, what: str) -> dict:
 READERS: dict[str, tuple[str, Callable[[Path], Any]]] = {
     METRICS_FILE: ("metrics", lambda p: _json_object(p, "metrics")),
     HISTORY_FILE: ("history", lambda p: _json_object(p, "history")),
-    MANIFEST_FILE: ("manifest", lambda p: read_manifest(p.parent)),
-    VERIFY_FILE: ("verify", lambda p: _json_object(p, "verify results")),
-    BENCH_FILE: ("bench", lambda p: _json_object(p, "bench results")),
+    MANIFEST_FILE: ("manifest", lambda p: load_manifest(p.parent)),
+    VERIFY_FILE: ("verify", lambda p: read_checked(VerifyFile, p, VERIFY_WHAT)),
+    BENCH_FILE: ("bench", lambda p: read_checked(BenchFile, p, BENCH_WHAT)),
     SUMMARY_FILE: ("summary", lambda p: p.read_text("utf-8")),
 }
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 from ..errors import EdgecnnError
 from ..fileio import sha256_file
 from .files import MANIFEST_FILE, default_bundle
-from .manifest import read_manifest
+from .manifest import load_manifest
+from .schema import ExportRecord, Manifest
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,18 @@ class Target:
     folder: Path
     key: str  # the manifest's format key, else the file name
     path: Path
-    entry: dict[str, Any] | None
+    entry: ExportRecord | None
 
 
-def entry_by_content(manifest: dict[str, Any], path: Path, digest: str | None = None) -> tuple[str, dict] | None:
+def entry_by_content(manifest: Manifest, path: Path, digest: str | None = None) -> tuple[str, ExportRecord] | None:
     """The export entry (key, entry) whose sha256 is the file's own; None when no entry holds these bytes."""
     digest = digest or sha256_file(path)
-    return next(((key, entry) for key, entry in manifest.get("exports", {}).items() if entry["sha256"] == digest),
-                None)
+    return next(((key, entry) for key, entry in manifest.exports.items() if entry.sha256 == digest), None)
 
 
-def _entry_by_name(manifest: dict[str, Any], folder: Path, path: Path) -> tuple[str, dict] | None:
-    return next(((key, entry) for key, entry in manifest.get("exports", {}).items()
-                 if (folder / entry["file"]).resolve() == path.resolve()), None)
+def _entry_by_name(manifest: Manifest, folder: Path, path: Path) -> tuple[str, ExportRecord] | None:
+    return next(((key, entry) for key, entry in manifest.exports.items()
+                 if (folder / entry.file).resolve() == path.resolve()), None)
 
 
 def resolve_targets(targets: Iterable[str | os.PathLike] | None) -> dict[Path, list[Target]]:
@@ -50,12 +50,12 @@ def resolve_targets(targets: Iterable[str | os.PathLike] | None) -> dict[Path, l
                                "or an exported model file)")
         folder = path if path.is_dir() else path.parent
         manifest = manifest_of(folder, required=path.is_dir())
-        exports = manifest.get("exports", {}) if manifest else {}
+        exports = manifest.exports if manifest else {}
         if path.is_dir():
             if not exports:
                 raise EdgecnnError(f"{folder / MANIFEST_FILE} lists no exports "
                                    "(run `edgecnn export` first)")
-            found = [Target(folder, key, folder / entry["file"], entry) for key, entry in exports.items()]
+            found = [Target(folder, key, folder / entry.file, entry) for key, entry in exports.items()]
         else:
             match = manifest and (entry_by_content(manifest, path) or _entry_by_name(manifest, folder, path))
             key, entry = match or (path.name, None)
@@ -65,10 +65,10 @@ def resolve_targets(targets: Iterable[str | os.PathLike] | None) -> dict[Path, l
     return groups
 
 
-def manifest_of(folder: Path, *, required: bool) -> dict[str, Any] | None:
+def manifest_of(folder: Path, *, required: bool) -> Manifest | None:
     """The folder's manifest; None (or, when ``required``, a one-line error) when it has none."""
     if (folder / MANIFEST_FILE).exists():  # a folder in its place is read_manifest's one-line error
-        return read_manifest(folder)
+        return load_manifest(folder)
     if required:
         raise EdgecnnError(f"{folder} has no {MANIFEST_FILE}: not an exported bundle (run `edgecnn export` first)")
     return None

@@ -29,8 +29,7 @@ def figures_markdown(folder: str | os.PathLike | None = None, *, relative_to: st
     m, rows = bundle.metrics, export_rows(bundle)
     exports = [r for r in rows if r.name != "keras"]
     passed = sum(bool(r.passed) for r in exports)
-    machine = bundle.bench.get("machine") or {}
-    config = bundle.bench.get("config") or {}
+    machine, config = bundle.bench.machine, bundle.bench.config
     head, body = short_table(rows)
     shown = Path(os.path.relpath(folder.resolve(), Path(relative_to).resolve())).as_posix()
     lines = [

@@ -22,6 +22,7 @@ import numpy as np
 from ..bundle.files import (ARCHITECTURE_FILE, BENCH_FILE, HISTORY_FILE, MANIFEST_FILE, METRICS_FILE, MODEL_FILE,
                             REFERENCE_PROBS_FILE, REPORT_FILE, SUMMARY_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle)
 from ..bundle.results import MADE_BY, READERS, TEST_SET, Bundle, load_bundle
+from ..bundle.schema import VerifiedExport
 from ..datasets.fashion_mnist import Dataset, load_dataset
 from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
@@ -158,16 +159,16 @@ def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
                                              [r.images_per_s for r in timed],
                                              f"images per second, batch {batch or '?'}"),
                          "latency per call at batch 1 and throughput, per model"))
-        machine = (bundle.bench or {}).get("machine") or {}
-        config = (bundle.bench or {}).get("config") or {}
+        machine = bundle.bench.machine if bundle.bench else {}
+        config = bundle.bench.config if bundle.bench else {}
         parts.append(f"<p class='small'>Measured on {e(machine.get('cpu', '?'))} ({e(machine.get('cores', '?'))} cores), "
                      f"{e(config.get('runs', '?'))} runs after {e(config.get('warmup', '?'))} warm-up, "
                      f"threads {e(listed(config.get('threads')))}.</p>")
-    cross = (bundle.verify or {}).get("cross_runtime") or []
+    cross = bundle.verify.cross_runtime if bundle.verify else []
     if cross:
         parts.append("<h3>Same precision, different runtimes</h3>" + table(
             ["a", "b", "agreement", "max |diff|"],
-            [[c.get("a"), c.get("b"), fmt(c.get("agreement"), ".2%"), fmt(c.get("max_abs_diff"), ".2e")] for c in cross]))
+            [[c.a, c.b, fmt(c.agreement, ".2%"), fmt(c.max_abs_diff, ".2e")] for c in cross]))
     return "".join(parts)
 
 
@@ -183,15 +184,15 @@ GATE_WORDS = {"atol": "max |diff| ≤ {:g}", "min_agreement_pct": "agreement ≥
 
 def _gates(bundle: Bundle) -> str:
     """The gate of each precision, in words (thresholds that are not set are left out)."""
-    verified = (bundle.verify or {}).get("exports") or {}
+    verified = bundle.verify.exports if bundle.verify else {}
     gates: dict[str, str] = {}
     for result in verified.values():
-        limits = result.get("thresholds") or {}
-        words = [GATE_WORDS.get(k, k + " {}").format(v) for k, v in limits.items() if isinstance(v, (int, float))]
-        gates.setdefault(str(result.get("precision")), ", ".join(words) or "none")
+        limits = result.thresholds or {}
+        words = [GATE_WORDS.get(k, k + " {}").format(v) for k, v in limits.items() if v is not None]
+        gates.setdefault(str(result.precision), ", ".join(words) or "none")
     if not gates:
         return ""
-    images = next((v.get("images") for v in verified.values() if v.get("images")), "?")
+    images = next((v.images for v in verified.values() if v.images), "?")
     text = "; ".join(f"{precision}: {words}" for precision, words in gates.items())
     return f"<p class='small'>Gates, checked on {e(images)} test images: {e(text)}.</p>"
 
@@ -216,8 +217,7 @@ def _test_set(bundle: Bundle, data: Dataset | None) -> tuple[np.ndarray, np.ndar
 def section_errors(bundle: Bundle, data: Dataset | None) -> str:
     names = bundle.class_names
     parts, pictures = [], []
-    reference = (bundle.verify or {}).get("reference") or {}
-    matrix = reference.get("confusion_matrix")
+    matrix = bundle.verify.reference.confusion_matrix if bundle.verify else None
     if matrix is None:
         test = _test_set(bundle, data)
         if isinstance(test, str):
@@ -226,10 +226,10 @@ def section_errors(bundle: Bundle, data: Dataset | None) -> str:
             matrix = confusion_matrix(test[1], top1(test[2]), test[2].shape[1])
     if matrix is not None:
         pictures.append(img(charts.confusion_png(matrix, names, "Keras"), "confusion matrix of the Keras model"))
-    verified = (bundle.verify or {}).get("exports") or {}
-    int8 = {k: v for k, v in verified.items() if v.get("precision") == "int8" and v.get("confusion_matrix")}
+    verified = bundle.verify.exports if bundle.verify else {}
+    int8 = {k: v for k, v in verified.items() if v.precision == "int8" and v.confusion_matrix}
     for key, result in int8.items():
-        pictures.append(img(charts.confusion_png(result["confusion_matrix"], names, key),
+        pictures.append(img(charts.confusion_png(result.confusion_matrix, names, key),
                           f"confusion matrix of the {key} model"))
     if bundle.verify is not None and not int8:
         parts.append(note(f"no int8 export in {bundle.folder / VERIFY_FILE}; run `edgecnn export` and `edgecnn verify`"))
@@ -239,31 +239,30 @@ def section_errors(bundle: Bundle, data: Dataset | None) -> str:
     return "".join(parts)
 
 
-def _label(names: list[str], k: Any) -> str:
-    return names[k] if isinstance(k, int) and 0 <= k < len(names) else str(k)
+def _label(names: list[str], k: int) -> str:
+    return names[k] if 0 <= k < len(names) else str(k)
 
 
-def _gallery(bundle: Bundle, data: Dataset | None, verified: dict, names: list[str]) -> str:
+def _gallery(bundle: Bundle, data: Dataset | None, verified: dict[str, VerifiedExport], names: list[str]) -> str:
     if bundle.verify is None:
         return note(bundle.missing(VERIFY_FILE))
     if data is None:
         return note(bundle.missing(TEST_SET))
     cards, counts = [], []
     for key, result in verified.items():
-        shown = [d for d in (result.get("disagreements") or [])
-                 if isinstance(d.get("index"), int) and 0 <= d["index"] < len(data.x_test)][:GALLERY_PER_EXPORT]
-        counts.append(f"{key}: {result.get('flipped', len(result.get('disagreements') or []))}")
+        shown = [d for d in result.disagreements if 0 <= d.index < len(data.x_test)][:GALLERY_PER_EXPORT]
+        counts.append(f"{key}: {result.flipped if result.flipped is not None else len(result.disagreements)}")
         for d in shown[:max(0, GALLERY_MAX - len(cards))]:
-            i = d["index"]
+            i = d.index
             cards.append(
                 "<figure class='card'>" + img(charts.thumbnail_png(data.x_test[i]), f"test image {i}") +
                 f"<figcaption><b>{e(key)}</b> #{i} (true {e(_label(names, int(data.y_test[i])))})<br>"
-                f"Keras: {e(_label(names, d.get('reference_label')))} {e(fmt(d.get('reference_prob'), '.0%'))}<br>"
-                f"export: {e(_label(names, d.get('export_label')))} {e(fmt(d.get('export_prob'), '.0%'))}"
+                f"Keras: {e(_label(names, d.reference_label))} {e(fmt(d.reference_prob, '.0%'))}<br>"
+                f"export: {e(_label(names, d.export_label))} {e(fmt(d.export_prob, '.0%'))}"
                 "</figcaption></figure>")
     summary = f"<p class='small'>Images whose top class differs from Keras's, per export: {e('; '.join(counts))}.</p>"
     if not cards:
-        images = next((v.get("images") for v in verified.values() if v.get("images")), "the")
+        images = next((v.images for v in verified.values() if v.images), "the")
         return summary + f"<p>No export disagrees with Keras on any of {e(images)} test images.</p>"
     return summary + f"<div class='gallery'>{''.join(cards)}</div>"
 
@@ -348,7 +347,7 @@ def render(bundle: Bundle, data: Dataset | None) -> str:
                         "rerun `edgecnn pipeline --force` to remake them")
         sections.append(f"<section id='{anchor}'><h2>{e(title)}</h2>{body}</section>")
     nav = "".join(f"<a href='#{a}'>{e(t)}</a>" for a, t, _ in SECTIONS)
-    machine = (bundle.metrics or {}).get("machine") or (bundle.bench or {}).get("machine") or {}
+    machine = (bundle.metrics or {}).get("machine") or (bundle.bench.machine if bundle.bench else {})
     versions = ", ".join(f"{k} {v}" for k, v in (machine.get("packages") or {}).items() if v)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..bundle.files import MODEL_FILE
 from ..bundle.results import Bundle
+from ..bundle.schema import BenchRow
 from ..fileio import format_bytes
 
 #: Bench modes, in the order their batch-1 latency is preferred for a model's row.
@@ -37,51 +38,47 @@ class ExportRow:
     failures: list[str] = field(default_factory=list)
 
 
-def _bench_rows(results: list[dict], name: str) -> tuple[dict | None, dict | None]:
+def _bench_rows(results: list[BenchRow], name: str) -> tuple[BenchRow | None, BenchRow | None]:
     """The batch-1 latency row and the largest-batch throughput row of ``name`` (preferred mode, fewest threads)."""
-    mine = [r for r in results if isinstance(r, dict) and r.get("name") == name]
-    rows = next((chosen for mode in LATENCY_MODES if (chosen := [r for r in mine if r.get("mode") == mode])), mine)
+    mine = [r for r in results if r.name == name]
+    rows = next((chosen for mode in LATENCY_MODES if (chosen := [r for r in mine if r.mode == mode])), mine)
     if not rows:
         return None, None
-    rows = sorted(rows, key=lambda r: (r.get("threads") is None, r.get("threads") or 0))
-    latency = next((r for r in rows if r.get("batch_size") == 1), None)
-    widest = max(rows, key=lambda r: r.get("batch_size") or 0)
+    rows = sorted(rows, key=lambda r: r.threads)
+    latency = next((r for r in rows if r.batch_size == 1), None)
+    widest = max(rows, key=lambda r: r.batch_size)
     return latency, widest
-
-
-def _ms(result: dict, key: str) -> float | None:
-    value = (result.get("latency_s") or {}).get(key)
-    return None if value is None else 1000.0 * float(value)
 
 
 def export_rows(bundle: Bundle) -> list[ExportRow]:
     """Keras first, then every export in manifest order (then any that only verify or bench knows)."""
-    manifest_exports = (bundle.manifest or {}).get("exports", {})
-    verified = (bundle.verify or {}).get("exports") or {}
-    results = (bundle.bench or {}).get("results") or []
-    names = list(manifest_exports) + list(verified)
-    names += [r.get("name") for r in results if isinstance(r, dict) and r.get("name") not in ("keras", None)]
+    manifest_exports = bundle.manifest.exports if bundle.manifest else {}
+    verified = bundle.verify.exports if bundle.verify else {}
+    results = bundle.bench.results if bundle.bench else []
+    names = [*manifest_exports, *verified, *(r.name for r in results if r.name != "keras")]
 
     keras = ExportRow("keras", MODEL_FILE, "float32")
     model_file = bundle.folder / MODEL_FILE
     keras.bytes = model_file.stat().st_size if model_file.is_file() else None
-    reference = (bundle.verify or {}).get("reference")
-    keras.accuracy = (reference.get("accuracy") if isinstance(reference, dict)
+    keras.accuracy = (bundle.verify.reference.accuracy if bundle.verify
                       else (bundle.metrics or {}).get("test_accuracy"))
     rows = [keras]
     for name in dict.fromkeys(names):
-        entry, check = manifest_exports.get(name) or {}, verified.get(name) or {}
-        rows.append(ExportRow(
-            name, entry.get("file") or check.get("file"), entry.get("precision") or check.get("precision"),
-            entry.get("bytes") or check.get("bytes"), check.get("accuracy"), check.get("accuracy_delta_points"),
-            check.get("agreement"), check.get("max_abs_diff"), passed=check.get("passed"),
-            failures=[str(f) for f in check.get("failures") or []]))
+        entry, check = manifest_exports.get(name), verified.get(name)
+        row = ExportRow(name)
+        if entry:
+            row.file, row.precision, row.bytes = entry.file, entry.precision, entry.bytes
+        if check:
+            row.file, row.precision, row.bytes = row.file or check.file, row.precision or check.precision, row.bytes or check.bytes
+            row.accuracy, row.delta_points, row.agreement = check.accuracy, check.accuracy_delta_points, check.agreement
+            row.max_abs_diff, row.passed, row.failures = check.max_abs_diff, check.passed, list(check.failures)
+        rows.append(row)
     for row in rows:
         latency, widest = _bench_rows(results, row.name)
         if latency:
-            row.p50_ms, row.p99_ms = _ms(latency, "p50"), _ms(latency, "p99")
+            row.p50_ms, row.p99_ms = 1000.0 * latency.latency_s.p50, 1000.0 * latency.latency_s.p99
         if widest:
-            row.images_per_s, row.throughput_batch = widest.get("images_per_s"), widest.get("batch_size")
+            row.images_per_s, row.throughput_batch = widest.images_per_s, widest.batch_size
     return rows
 
 

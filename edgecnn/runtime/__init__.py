@@ -15,7 +15,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import numpy as np
 
 from ..bundle.files import MANIFEST_FILE, MODEL_FILE
-from ..bundle.manifest import read_manifest
+from ..bundle.manifest import load_manifest
 from ..bundle.targets import entry_by_content
 from ..datasets.fashion_mnist import CLASS_NAMES
 from ..preprocess import DEFAULT_PREPROCESSING, to_model_input
@@ -242,23 +242,19 @@ def _manifest_description(path: Path, notes: list[str]) -> tuple[str, dict[str, 
     if not (path.parent / MANIFEST_FILE).is_file():
         return source, {}
     try:
-        manifest = read_manifest(path.parent)
+        manifest = load_manifest(path.parent)
     except EdgecnnError as exc:
         notes.append(f"ignoring the bundle manifest: {exc}")
         return source, {}
     digest = sha256_file(path)
     match = entry_by_content(manifest, path, digest)
-    if match is None and (manifest.get("model") or {}).get("sha256") != digest:
-        if path.name == MODEL_FILE or any(e["file"] == path.name for e in manifest.get("exports", {}).values()):
+    if match is None and (manifest.model is None or manifest.model.sha256 != digest):
+        if path.name == MODEL_FILE or any(e.file == path.name for e in manifest.exports.values()):
             notes.append(f"{path.name} is not the file {source} describes (sha256 differs): its class names "
                          "and preprocessing are not used")
         return source, {}
-    preprocessing = manifest.get("preprocessing")
-    if preprocessing is not None and not isinstance(preprocessing, dict):
-        notes.append(f"ignoring 'preprocessing' of {source}: not an object")
-        preprocessing = None
-    return source, {"class_names": manifest.get("class_names"), "preprocessing": preprocessing,
-                    "precision": match[1]["precision"] if match else None}
+    return source, {"class_names": manifest.class_names, "preprocessing": manifest.preprocessing,
+                    "precision": match[1].precision if match else None}
 
 
 def _metadata_description(runtime: Backend, notes: list[str]) -> tuple[str, dict[str, Any]]:

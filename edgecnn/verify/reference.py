@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..bundle.files import MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE
+from ..bundle.schema import Manifest, ReferenceSection
 from ..errors import EdgecnnError, MissingExtraError
 from ..fileio import read_npy, sha256_file
 
@@ -22,11 +22,11 @@ class Reference:
     kind: str  # "keras" or "reference_probs.npy"
     path: Path
     why: str  # said in the output: which reference and why
-    manifest_reference: dict[str, Any] | None = None  # the exporter's "reference" section (sha256 of the .npy files)
+    manifest_reference: ReferenceSection | None = None  # the exporter's "reference" section (sha256 of the .npy files)
     probs: np.ndarray | None = None
 
 
-def find_reference(folder: Path, manifest: dict[str, Any] | None, explicit: Path | None) -> Reference:
+def find_reference(folder: Path, manifest: Manifest | None, explicit: Path | None) -> Reference:
     """Choose the reference cheaply (no inference yet); one-line error when there is none."""
     if explicit is not None:
         if not explicit.is_file():
@@ -35,14 +35,14 @@ def find_reference(folder: Path, manifest: dict[str, Any] | None, explicit: Path
             raise MissingExtraError(f"--reference {explicit} needs TensorFlow, which is not installed; "
                                     f"without it verify uses {REFERENCE_PROBS_FILE} from the bundle")
         return Reference("keras", explicit, f"Keras model {explicit}")
-    keras_path = folder / ((manifest or {}).get("model") or {}).get("file", MODEL_FILE)
+    keras_path = folder / (manifest.model.file if manifest and manifest.model else MODEL_FILE)
     probs_path = folder / REFERENCE_PROBS_FILE
     if keras_path.is_file() and _tensorflow_importable():
         return Reference("keras", keras_path, f"Keras model {keras_path}")
     reason = "TensorFlow not installed" if keras_path.is_file() else f"{keras_path} not found"
     if probs_path.is_file():
         return Reference(REFERENCE_PROBS_FILE, probs_path, f"{probs_path} saved at export time ({reason})",
-                         (manifest or {}).get("reference"))
+                         manifest.reference if manifest else None)
     raise EdgecnnError(f"no reference to verify {folder} against: {reason} and {probs_path} not found")
 
 
@@ -58,7 +58,7 @@ def _tensorflow_importable() -> bool:
 
 def load_saved_probs(ref: Reference, labels: np.ndarray) -> np.ndarray:
     """The saved reference probabilities, checked against the test set in use."""
-    recorded = (ref.manifest_reference or {}).get("probs_sha256")
+    recorded = ref.manifest_reference.probs_sha256 if ref.manifest_reference else None
     if recorded and sha256_file(ref.path) != recorded:
         raise EdgecnnError(f"{ref.path} does not match the sha256 in its manifest: the reference itself was altered")
     probs = read_npy(ref.path)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..bundle.schema import SCHEMA_VERSIONS, VERIFY_WHAT
 from ..fileio import format_bytes
 from ..metrics import ProbComparison, per_class_accuracy
 from ..versions import machine
@@ -82,6 +83,7 @@ class BundleReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema": SCHEMA_VERSIONS[VERIFY_WHAT],
             "folder": str(self.folder),
             "reference": {"kind": self.reference.kind, "file": str(self.reference.path),
                           "accuracy": self.reference_accuracy,
@@ -111,7 +113,7 @@ class VerifyReport:
         return [r for b in self.bundles for r in b.exports]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "created": self.created, "seconds": round(self.seconds, 2),
+        return {"schema": SCHEMA_VERSIONS[VERIFY_WHAT], "passed": self.passed, "created": self.created, "seconds": round(self.seconds, 2),
                 "machine": machine(), "bundles": [b.to_dict() for b in self.bundles], "notes": self.notes}
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..bundle.files import VERIFY_FILE
 from ..bundle.manifest import update_manifest
+from ..bundle.schema import VERIFY_WHAT, Manifest, VerifyFile, parse
 from ..bundle.targets import Target, manifest_of, resolve_targets
 from ..datasets.fashion_mnist import load_dataset
 from ..errors import EdgecnnError, first_line
@@ -70,7 +71,7 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
     report = VerifyReport(bundles, created, time.perf_counter() - started)
     for bundle in bundles:
         if manifests[bundle.folder] is not None:
-            _store(bundle, set(manifests[bundle.folder]["exports"]), report)
+            _store(bundle, set(manifests[bundle.folder].exports), report)
     if json_path is not None:
         write_json(json_path, report.to_dict())
     return report
@@ -94,7 +95,7 @@ def _verify_bundle(folder: Path, ref: Reference, targets: list[Target], x_test: 
 
 def _verify_one(target: Target, ref_probs: np.ndarray, ref_accuracy: float, x_test: np.ndarray, y_test: np.ndarray,
                 gate: dict[str, float | None], bar) -> tuple[ExportResult, np.ndarray | None]:
-    precision = target.entry["precision"] if target.entry else None
+    precision = target.entry.precision if target.entry else None
     result = ExportResult(target.key, target.path, precision, None, None, [])
     if not target.path.is_file():
         result.failures.append(f"{target.path} is listed in the manifest but missing")
@@ -102,9 +103,9 @@ def _verify_one(target: Target, ref_probs: np.ndarray, ref_accuracy: float, x_te
         return result, None
     result.bytes = target.path.stat().st_size
     digest = sha256_file(target.path) if target.entry else None
-    if target.entry and digest != target.entry["sha256"]:
+    if target.entry and digest != target.entry.sha256:
         result.failures.append(f"tampered: sha256 of {target.path.name} is {digest[:12]}…, "
-                               f"its manifest entry says {target.entry['sha256'][:12]}…")
+                               f"its manifest entry says {target.entry.sha256[:12]}…")
         bar.update(len(y_test), target.key)
         return result, None
     started = time.perf_counter()
@@ -172,12 +173,12 @@ def _cross_runtime(results: list[ExportResult], probs_of: dict[str, np.ndarray])
     return pairs
 
 
-def _reference_notes(ref: Reference, manifest: dict[str, Any] | None) -> list[str]:
+def _reference_notes(ref: Reference, manifest: Manifest | None) -> list[str]:
     """Warn when the bundle's Keras model is not the one the manifest says was exported."""
-    model = (manifest or {}).get("model") or {}
-    if ref.kind != "keras" or not model.get("sha256") or ref.path.name != Path(model.get("file", "")).name:
+    model = manifest.model if manifest else None
+    if ref.kind != "keras" or model is None or ref.path.name != Path(model.file).name:
         return []
-    if sha256_file(ref.path) != model["sha256"]:
+    if sha256_file(ref.path) != model.sha256:
         return [f"{ref.path} changed since it was exported (sha256 differs from the manifest): re-export it"]
     return []
 
@@ -191,15 +192,16 @@ def _store(bundle: BundleReport, listed: set[str], report: VerifyReport) -> None
     path = bundle.folder / VERIFY_FILE
     record = bundle.to_dict()
     try:
-        earlier = read_json(path, what="verify results") if path.is_file() else {}
-    except EdgecnnError:
-        earlier = {}
-    earlier = earlier if isinstance(earlier, dict) else {}
-    kept = {k: v for k, v in (earlier.get("exports") or {}).items() if k in listed and k not in record["exports"]}
+        earlier = read_json(path, what=VERIFY_WHAT) if path.is_file() else {"exports": {}}
+        if path.is_file():
+            parse(VerifyFile, earlier, path, VERIFY_WHAT)
+    except EdgecnnError:  # unreadable, or of another schema: this run's results replace it
+        earlier = {"exports": {}}
+    kept = {k: v for k, v in earlier["exports"].items() if k in listed and k not in record["exports"]}
     record["exports"] = {**kept, **record["exports"]}
-    record["cross_runtime"] += [pair for pair in earlier.get("cross_runtime") or []
-                                if pair.get("a") in kept and pair.get("b") in kept]
-    record["passed"] = all(e.get("passed") for e in record["exports"].values())
+    record["cross_runtime"] += [pair for pair in earlier.get("cross_runtime", [])
+                                if pair["a"] in kept and pair["b"] in kept]
+    record["passed"] = all(e["passed"] for e in record["exports"].values())
     record.update(created=created, machine=machine())
 
     def change(manifest: dict[str, Any]) -> None:
