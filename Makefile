@@ -1,13 +1,17 @@
 # Two entry points, each working on a fresh Debian machine from a clean clone:
 #   make demo   set everything up and run the main job (the pipeline) into models/fashion-cnn
 #   make test   set everything up and run the test suite
+# Everything Python runs in the project venv .venv/, made by $(PYTHON) (make test PYTHON=/usr/bin/python3).
 PYTHON ?= python3
-APT_PACKAGES = dataset-fashion-mnist graphviz chromium chromium-driver
-PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
+VENV = .venv
+VPY = $(VENV)/bin/python
+INSTALLED = $(VENV)/.installed
+APT_PACKAGES = dataset-fashion-mnist graphviz chromium chromium-driver python3-venv
+PIP = $(VPY) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: setup system-packages python-packages demo test test-fast
+.PHONY: setup system-packages demo test test-fast clean-venv FORCE
 
-setup: system-packages python-packages
+setup: system-packages $(INSTALLED)
 
 system-packages:
 	@if command -v apt-get >/dev/null 2>&1; then \
@@ -16,16 +20,30 @@ system-packages:
 	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	  fi; \
-	else echo "apt-get not found: install Fashion-MNIST (or set EDGECNN_DATA_DIR), Graphviz and Chromium yourself"; fi
+	else echo "apt-get not found: install Fashion-MNIST (or set EDGECNN_DATA_DIR), Graphviz, Chromium and Python's venv yourself"; fi
 
-python-packages:
+# (Re)made when missing, broken, or made by another interpreter than $(PYTHON); untouched otherwise.
+$(VENV)/pyvenv.cfg: FORCE | system-packages
+	@want=$$($(PYTHON) -c 'import sys; print(sys.base_prefix, sys.version)') || exit 1; \
+	have=$$($(VPY) -c 'import sys; print(sys.base_prefix, sys.version)' 2>/dev/null); \
+	if [ "$$have" != "$$want" ]; then \
+	  echo "$(PYTHON) -m venv --clear $(VENV)"; $(PYTHON) -m venv --clear $(VENV); \
+	fi
+
+$(INSTALLED): $(VENV)/pyvenv.cfg setup.cfg pyproject.toml
 	$(PIP) -e '.[train,dev]'
+	@touch $@
 
 demo: setup
-	$(PYTHON) -m edgecnn pipeline
+	$(VPY) -m edgecnn pipeline
 
 test: setup
-	$(PYTHON) -m pytest -q -ra
+	$(VPY) -m pytest -q -ra
 
-test-fast:
-	$(PYTHON) -m pytest -q -ra -m "not e2e and not browser"
+test-fast: $(INSTALLED)
+	$(VPY) -m pytest -q -ra -m "not e2e and not browser"
+
+clean-venv:
+	rm -rf $(VENV)
+
+FORCE:

@@ -30,9 +30,13 @@ class Target:
 
 
 def entry_by_content(manifest: Manifest, path: Path, digest: str | None = None) -> tuple[str, ExportRecord] | None:
-    """The export entry (key, entry) whose sha256 is the file's own; None when no entry holds these bytes."""
+    """The export entry (key, entry) whose sha256 is the file's own; None when no entry holds these bytes.
+
+    Two entries with the same bytes (a format copied under two names) resolve to the one of the file's own name.
+    """
     digest = digest or sha256_file(path)
-    return next(((key, entry) for key, entry in manifest.exports.items() if entry.sha256 == digest), None)
+    matches = [(key, entry) for key, entry in manifest.exports.items() if entry.sha256 == digest]
+    return next((m for m in matches if m[1].file == path.name), matches[0] if matches else None)
 
 
 def _entry_by_name(manifest: Manifest, folder: Path, path: Path) -> tuple[str, ExportRecord] | None:
