@@ -176,6 +176,7 @@ class Manifest:
     class_names: list[str] | None = None
     preprocessing: dict[str, Any] | None = None
     reference: ReferenceSection | None = None
+    required_operators: dict[str, Any] | None = None  # the ORT Mobile operators config of the .ort exports
 
 
 # --------------------------------------------------------------------------- verify.json

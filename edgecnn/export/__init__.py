@@ -23,6 +23,7 @@ from ..preprocess import to_model_input
 from ..errors import EXIT_FAILED, DataError, EdgecnnError, first_line
 from ..fileio import atomic_path, ensure_writable_dir, format_bytes, sha256_file, write_npy
 from . import onnx as onnx_export
+from . import ort
 from . import tflite
 from .entry import export_entry, set_model, stale_exports
 from .source import ExportSource, ImageSets, load_images
@@ -39,7 +40,8 @@ class ExportFormat:
     func: Callable[[ExportSource, Path], dict]
 
 
-#: In dependency order: ``onnx-int8`` quantizes the graph ``onnx`` built in the same run.
+#: In dependency order: ``onnx-int8`` quantizes the graph ``onnx`` built in the same run, and the
+#: ``onnx-ort`` formats convert those two graphs.
 FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("tflite", "model_fp32.tflite", "litert", "float32", tflite.export_float32),
     ExportFormat("tflite-fp16", "model_fp16.tflite", "litert", "float16", tflite.export_float16),
@@ -47,6 +49,8 @@ FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("tflite-int8", "model_int8.tflite", "litert", "int8", tflite.export_int8),
     ExportFormat("onnx", "model_fp32.onnx", "onnxruntime", "float32", onnx_export.export_float32),
     ExportFormat("onnx-int8", "model_int8.onnx", "onnxruntime", "int8", onnx_export.export_int8),
+    ExportFormat("onnx-ort", "model_fp32.ort", "onnxruntime", "float32", ort.export_float32),
+    ExportFormat("onnx-ort-int8", "model_int8.ort", "onnxruntime", "int8", ort.export_int8),
 )}
 ALL = "all"
 #: tf2onnx 1.17 converts to opsets up to 18; per-channel int8 needs 13 or later.
@@ -145,6 +149,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
         entries.append(ExportEntry(fmt.name, folder / fmt.file, entry["bytes"], entry["seconds"], entry["sha256"]))
         progress(fmt.name, "done")
 
+    if any(e.file.suffix == ".ort" for e in entries):
+        manifest = update_manifest(folder, lambda m: ort.record_operators_config(folder, m))
     stale = stale_exports(manifest, source)
     if stale:
         notes.append(f"manifest keeps exports made from another model file: {', '.join(stale)} "

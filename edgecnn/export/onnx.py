@@ -58,7 +58,25 @@ def export_float32(source: ExportSource, path: Path) -> dict:
 
 
 def export_int8(source: ExportSource, path: Path) -> dict:
-    """Static quantization of the float32 graph (after onnxruntime's pre-processing), input/output stay float32."""
+    import onnx
+
+    model, stem = int8_model(source), source.cache["onnx-int8-float-nodes"]
+    onnx.save(model, str(path))
+    return {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": stem},
+            "calibration": source.calibration_info()}
+
+
+def int8_model(source: ExportSource):
+    """Static quantization of the float32 graph (after onnxruntime's pre-processing), input/output stay float32.
+
+    Cached like the float32 graph: the ORT-format int8 export converts this same graph.
+    """
+    if "onnx-int8" not in source.cache:
+        source.cache["onnx-int8"] = _quantize(source)
+    return source.cache["onnx-int8"]
+
+
+def _quantize(source: ExportSource):
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -91,9 +109,8 @@ def export_int8(source: ExportSource, path: Path) -> dict:
         model = onnx.load(str(quantized))
     _set_metadata(model, source)
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": stem},
-            "calibration": source.calibration_info()}
+    source.cache["onnx-int8-float-nodes"] = stem
+    return model
 
 
 def apply_float_stem(path: Path) -> list[str]:
