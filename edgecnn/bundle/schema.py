@@ -211,6 +211,7 @@ class VerifiedExport:
     confusion_matrix: list[list[int]] | None = None
     disagreements: list[Disagreement] = field(default_factory=list)
     thresholds: dict[str, float | None] | None = None
+    compatibility: dict[str, Any] | None = None  # mobile checks: "summary" lines, details, "failures"
 
 
 @dataclass(frozen=True)

@@ -164,12 +164,23 @@ def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
         parts.append(f"<p class='small'>Measured on {e(machine.get('cpu', '?'))} ({e(machine.get('cores', '?'))} cores), "
                      f"{e(config.get('runs', '?'))} runs after {e(config.get('warmup', '?'))} warm-up, "
                      f"threads {e(listed(config.get('threads')))}.</p>")
+    parts.append(_compatibility(bundle))
     cross = bundle.verify.cross_runtime if bundle.verify else []
     if cross:
         parts.append("<h3>Same precision, different runtimes</h3>" + table(
             ["a", "b", "agreement", "max |diff|"],
             [[c.a, c.b, fmt(c.agreement, ".2%"), fmt(c.max_abs_diff, ".2e")] for c in cross]))
     return "".join(parts)
+
+
+def _compatibility(bundle: Bundle) -> str:
+    """Per export, what a phone, GPU delegate or NPU runtime needs of it (verify's mobile checks)."""
+    verified = bundle.verify.exports if bundle.verify else {}
+    rows = [[name if i == 0 else "", line] for name, result in verified.items() if result.compatibility
+            for i, line in enumerate(result.compatibility.get("summary", []))]
+    if not rows:
+        return ""
+    return "<h3>Mobile compatibility</h3>" + table(["model", "checks (from the file, before any device)"], rows)
 
 
 def _throughput(row: ExportRow, batch: int | None) -> str:
