@@ -98,7 +98,7 @@ def test_load_picks_the_backend_and_reads_the_model(models, kind, backend, preci
     assert (predictor.backend, predictor.precision) == (backend, precision)
     assert predictor.input_shape == (28, 28, 1) and predictor.classes == CLASS_NAMES
     assert predictor.path == models[kind] and predictor.notes == []
-    assert set(BACKENDS) == {".onnx", ".tflite", ".keras"}
+    assert set(BACKENDS) == {".onnx", ".ort", ".tflite", ".keras"}
 
 
 @pytest.mark.parametrize("kind", [*EXPORTS, "keras"])
