@@ -229,7 +229,7 @@ def test_missing_file_and_unknown_extension(models, tmp_path):
         Predictor.load(tmp_path / "absent.tflite")
     other = tmp_path / "model.pb"
     shutil.copy(models["tflite"], other)
-    with pytest.raises(ModelFileError, match=r"unknown model type '\.pb' \(expected one of \.onnx, \.tflite, \.keras\)"):
+    with pytest.raises(ModelFileError, match=r"unknown model type '\.pb' \(expected one of \.onnx, \.ort, \.tflite, \.keras\)"):
         Predictor.load(other)
     with pytest.raises(ValueError, match="threads"):
         Predictor.load(models["tflite"], threads=0)
