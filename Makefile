@@ -5,9 +5,9 @@ PYTHON ?= python3
 APT_PACKAGES = dataset-fashion-mnist graphviz chromium chromium-driver
 PIP = $(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
 
-.PHONY: setup system-packages python-packages demo test test-fast
+.PHONY: setup system-packages python-packages node-packages demo test test-fast
 
-setup: system-packages python-packages
+setup: system-packages python-packages node-packages
 
 system-packages:
 	@if command -v apt-get >/dev/null 2>&1; then \
@@ -20,6 +20,11 @@ system-packages:
 
 python-packages:
 	$(PIP) -e '.[train,dev]'
+
+# onnxruntime-web for `edgecnn web`, pinned in package.json / package-lock.json
+node-packages:
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20+ and npm (edgecnn web needs onnxruntime-web)"; exit 1; }
+	npm ci --no-audit --no-fund
 
 demo: setup
 	$(PYTHON) -m edgecnn pipeline
