@@ -256,8 +256,10 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
 @click.option("--plot", "plot_path", type=PathArg, default=None, help="Write a latency/throughput chart (PNG).")
 @click.option("--compare", is_flag=True, help="TARGETS are bench JSON files (several machines): merge them into "
                                               "one table and one chart (default bench-compare.png).")
+@click.option("--browser", is_flag=True, help="Also time each ONNX export in headless Chromium (the `edgecnn web` "
+                                              "page, onnxruntime-web wasm, batch 1).")
 def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_path, csv_path, plot_path,
-          compare) -> None:
+          compare, browser) -> None:
     """Latency, throughput, memory and size of each export, next to Keras and the raw runtimes (TARGETS: bundle
     folders or model files; default: every export of models/fashion-cnn and its Keras model). Writes DIR/bench.json."""
     from . import bench as lib
@@ -270,7 +272,8 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
         return
     options = lib.parse_options(batch_sizes=batch_sizes, threads=threads, runs=runs, warmup=warmup,
                                 max_seconds=max_seconds, quick=quick)
-    report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path)
+    report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path,
+                       browser=browser)
     click.echo(report.table())
     if report.ratios:
         click.echo(lib.format_ratios(report.ratios))

@@ -129,3 +129,50 @@ def test_the_page_predicts_like_the_python_predictor(browser, apps, tiny_data, m
     else:
         assert np.array_equal(got.argmax(1), expected.argmax(1))
     assert Image.open(shot).convert("L").getextrema()[1] - Image.open(shot).convert("L").getextrema()[0] > 100
+
+
+@pytest.mark.browser
+@needs_ort_web
+def test_bench_adds_browser_rows_beside_the_native_ones(tiny_bundle, tmp_path, monkeypatch):
+    from edgecnn import bench as lib
+
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
+    files = [bundle / "model_fp32.onnx", bundle / "model_int8.onnx"]
+    report = lib.bench(files, batch_sizes=(1,), threads=(1,), runs=30, warmup=3, progress=False, browser=True)
+    browser_rows = {r["name"]: r for r in report.results if r["mode"] == "browser/wasm"}
+    assert set(browser_rows) == {"onnx", "onnx-int8"} and not report.notes
+    for row in browser_rows.values():
+        assert row["backend"] == "onnxruntime-web" and row["batch_size"] == 1 and 0 < row["latency_s"]["p50"] < 1
+    assert {r["name"] for r in report.results if r["mode"] == "raw"} == {"onnx", "onnx-int8"}
+    assert "browser/wasm" in report.table()
+    monkeypatch.setenv("EDGECNN_ORT_WEB_DIR", str(tmp_path / "none"))
+    report = lib.bench(files[:1], batch_sizes=(1,), threads=(1,), runs=5, warmup=1, progress=False, browser=True)
+    assert [r["mode"] for r in report.results] == ["predictor", "raw"]
+    assert any(n.startswith("no browser rows: onnxruntime-web is not installed") for n in report.notes), report.notes
+
+
+@needs_ort_web
+def test_serve_builds_prints_the_url_and_serves_on_localhost(tiny_bundle, tiny_data, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "app"
+    proc = subprocess.Popen([sys.executable, "-m", "edgecnn", "web", tiny_bundle, "--out", out, "--data-dir", tiny_data,
+                             "--serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert lines[0].startswith(f"web app -> {out} (onnx, 6 sample images"), lines
+        url = lines[1].split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/"), lines
+        with urllib.request.urlopen(url) as response:
+            assert b"<script type=\"module\" src=\"app.js\">" in response.read()
+        with urllib.request.urlopen(url + "ort/ort-wasm-simd-threaded.wasm") as response:
+            assert response.headers["Content-Type"] == "application/wasm"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    with pytest.raises(EdgecnnError, match="has no index.html"):
+        from edgecnn.web import serve
+
+        serve(out / "samples", port=0)
