@@ -135,8 +135,12 @@ def summary(model_path, out, unsafe) -> None:
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (13-18).")
 @click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (only for files you trust).")
-def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe) -> None:
-    """Export a Keras model to TFLite (fp32, fp16, dynamic, int8) and ONNX (fp32, int8), described by manifest.json."""
+@click.option("--batch", type=int, default=None,
+              help="1: a static batch-1 signature, for runtimes that cannot resize (LiteRT.js, microcontrollers, "
+                   "some NPUs).  [default: a dynamic batch]")
+def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe, batch) -> None:
+    """Export a Keras model to TFLite (fp32, fp16, dynamic, int8), ONNX (fp32, int8) and ORT Mobile (fp32, int8),
+    described by manifest.json."""
     from .export import export_model, resolve_formats
 
     count = len(resolve_formats(formats or (ALL_FORMATS,)))
@@ -153,7 +157,7 @@ def export(model_path, formats, out, calibration_samples, calibration_data, opse
 
     result = export_model(model_path, formats or (ALL_FORMATS,), out, calibration_samples=calibration_samples,
                           calibration_data=calibration_data, opset=opset, data_dir=data_dir, unsafe=unsafe,
-                          on_progress=progress)
+                          batch=batch, on_progress=progress)
     click.echo(result.table())
     click.echo(f"manifest -> {result.manifest_path}")
     for note in result.notes:

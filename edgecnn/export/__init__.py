@@ -92,13 +92,14 @@ def resolve_formats(formats: Iterable[str]) -> list[ExportFormat]:
 def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[str] = (ALL,),
                  out: str | os.PathLike | None = None, *, calibration_samples: int = 500,
                  calibration_data: str | os.PathLike | None = None, opset: int = 17,
-                 data_dir: str | os.PathLike | None = None, unsafe: bool = False,
+                 data_dir: str | os.PathLike | None = None, unsafe: bool = False, batch: int | None = None,
                  on_progress: Callable[[str, str], None] | None = None) -> ExportResult:
     """Write the requested exports of a ``.keras`` model to ``out`` (default: the model's folder).
 
     Also saves the Keras probabilities on the test set (``reference_probs.npy``,
     ``reference_labels.npy``) so exports can be verified without TensorFlow.
-    ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
+    ``batch=1`` writes a static batch-1 signature (LiteRT.js, microcontrollers, NPUs that cannot resize);
+    the default is a dynamic batch. ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
     ``"reference"`` and for each format.
     """
     from ..model import load_model, model_io
@@ -106,6 +107,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     chosen = resolve_formats(formats)
     if calibration_samples < 1:
         raise EdgecnnError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    if batch not in (None, 1):
+        raise EdgecnnError(f"--batch must be 1 (a static batch-1 signature) or left out (a dynamic batch), got {batch}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise EdgecnnError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
     progress = on_progress or (lambda name, stage: None)
@@ -122,7 +125,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
         images = ImageSets(None, None)
         notes.append(f"reference probabilities not saved: {exc}")
     source = ExportSource(model, model_path, sha256_file(model_path), input_shape, classes, images,
-                          calibration_samples=calibration_samples, opset=opset)
+                          calibration_samples=calibration_samples, opset=opset, batch=batch)
     if calibrated:
         source.calibration()  # fail now, before any file is written, if there are no calibration images
     folder = ensure_writable_dir(out if out is not None else model_path.parent)

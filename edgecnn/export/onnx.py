@@ -42,8 +42,9 @@ def float32_model(source: ExportSource):
         with tfquiet.quiet(stdout=True):
             model, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=source.opset)
         _constant_reshapes(model)
-        model = update_inputs_outputs_dims(model, {INPUT_NAME: [BATCH_DIM, *source.input_shape]},
-                                           {OUTPUT_NAME: [BATCH_DIM, source.classes]})
+        batch = source.batch or BATCH_DIM
+        model = update_inputs_outputs_dims(model, {INPUT_NAME: [batch, *source.input_shape]},
+                                           {OUTPUT_NAME: [batch, source.classes]})
         _set_metadata(model, source)
         onnx.checker.check_model(model, full_check=True)
         source.cache["onnx"] = model
@@ -82,14 +83,15 @@ def _quantize(source: ExportSource):
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     images = source.calibration()
+    step = source.batch or CALIBRATION_BATCH  # a static batch-1 graph takes one image per run
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter(range(0, len(images), CALIBRATION_BATCH))
+            self._batches = iter(range(0, len(images), step))
 
         def get_next(self):
             start = next(self._batches, None)
-            return None if start is None else {INPUT_NAME: images[start:start + CALIBRATION_BATCH]}
+            return None if start is None else {INPUT_NAME: images[start:start + step]}
 
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:

@@ -67,8 +67,8 @@ def tflite_compatibility(path: Path) -> Compatibility | None:
     gpu = _gpu(path)
     summary = [f"ops: {'only builtin' if not custom else 'NOT only builtin'} ({', '.join(sorted(set(ops)))})",
                "XNNPACK: " + (("whole graph" if xnnpack["whole_graph"] else
-                               f"{xnnpack['delegated_nodes']}/{xnnpack['nodes']} nodes in {xnnpack['partitions']} "
-                               f"partitions; on the CPU: {', '.join(xnnpack['not_delegated'])}")
+                               f"{xnnpack['delegated_nodes']}/{xnnpack['nodes']} nodes in {_partitions_word(xnnpack['partitions'])}; "
+                               f"on the CPU: {', '.join(xnnpack['not_delegated'])}")
                               if xnnpack["checked"] else f"not checked: {xnnpack['why']}"),
                "GPU delegate: " + gpu["summary"]]
     return Compatibility(summary, {"ops": sorted(set(ops)), "builtin_only": not custom, "flex_ops": flex,
@@ -144,13 +144,17 @@ def onnx_compatibility(path: Path) -> Compatibility | None:
         model = ModelProtoWithShapeInfo(optimized).model_with_shape_info
         details = {name: _partitions(check, model) for name, check in eps.items()}
     ops = sorted({n.op_type for n in model.graph.node})
-    summary = [f"{name}: {d['supported_nodes']}/{d['nodes']} nodes in {d['partitions']} partition(s), "
+    summary = [f"{name}: {d['supported_nodes']}/{d['nodes']} nodes in {_partitions_word(d['partitions'])}, "
                f"worth trying: {d['suitability']}" + (f" (with a fixed batch: {d['fixed_shape_suitability']})"
                                                      if d["fixed_shape_suitability"] != d["suitability"] else "")
                + (f"; unsupported: {', '.join(d['unsupported_ops'])}" if d["unsupported_ops"] else "")
                for name, d in details.items()]
     summary.append(f"pre-built ORT Mobile package: {PREBUILT}")
     return Compatibility(summary, {"ops": ops, "partitions": details})
+
+
+def _partitions_word(count: int) -> str:
+    return f"{count} partition{'' if count == 1 else 's'}"
 
 
 def _partitions(check: Callable[[Any, bool], Any], model) -> dict[str, Any]:
