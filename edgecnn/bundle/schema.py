@@ -260,6 +260,7 @@ class BenchRow:
     threads: int
     latency_s: Latency
     images_per_s: float
+    web_app_bytes: int | None = None  # browser rows: the size of the web app folder that was timed
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
 from ..metrics import confusion_matrix, top1
 from . import charts
-from .rows import ExportRow, all_passed, export_rows, fmt, listed, verdict
+from .rows import ExportRow, all_passed, browser_line, export_rows, fmt, listed, verdict
 
 #: Files whose change makes the report stale (the pipeline compares their times with report.html's).
 REPORT_INPUTS = (METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE, MANIFEST_FILE,
@@ -164,6 +164,9 @@ def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
         parts.append(f"<p class='small'>Measured on {e(machine.get('cpu', '?'))} ({e(machine.get('cores', '?'))} cores), "
                      f"{e(config.get('runs', '?'))} runs after {e(config.get('warmup', '?'))} warm-up, "
                      f"threads {e(listed(config.get('threads')))}.</p>")
+        browser = browser_line(bundle)
+        if browser:
+            parts.append(f"<p class='small'>{e(browser)}</p>")
     parts.append(_compatibility(bundle))
     cross = bundle.verify.cross_runtime if bundle.verify else []
     if cross:
