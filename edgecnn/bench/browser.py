@@ -32,7 +32,7 @@ def web_model_key(target: BenchTarget) -> str | None:
 
 def browser_rows(targets: list[BenchTarget], *, runs: int, warmup: int, notes: list[str]) -> list[dict[str, Any]]:
     """One batch-1 row per ONNX export of a bundle; a note instead when no browser can run here."""
-    from ..web import build_web_app, serving
+    from ..web import build_web_app, find_ort_web, serving
     from ..web.browser import chromium, open_app, page_benchmark
 
     chosen = [(t, key) for t in targets if (key := web_model_key(t))]
@@ -40,6 +40,7 @@ def browser_rows(targets: list[BenchTarget], *, runs: int, warmup: int, notes: l
         return []
     rows = []
     try:
+        find_ort_web()  # before starting a browser that would have nothing to run
         with chromium() as driver, tempfile.TemporaryDirectory(prefix="edgecnn-web-bench-") as tmp:
             for target, key in chosen:
                 app = build_web_app(target.path.parent, Path(tmp) / key, model=key)
