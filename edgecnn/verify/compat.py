@@ -9,7 +9,6 @@ usability checker (``onnxruntime.tools.check_onnx_model_mobile_usability``).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import re
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import tfquiet
+from ..errors import MissingExtraError, require
 
 _BUILTIN = re.compile(r"^[A-Z0-9_]+$")  # LiteRT builtin operator names; custom ones are CamelCase
 NEEDS_TF = "not checked: needs TensorFlow (pip install edgecnn[train])"
@@ -104,9 +104,10 @@ def _xnnpack(path: Path) -> dict[str, Any]:
 
 def _gpu(path: Path) -> dict[str, Any]:
     """tf.lite.experimental.Analyzer's GPU-delegate verdict, summarised (needs TensorFlow)."""
-    if importlib.util.find_spec("tensorflow") is None:
+    try:
+        tf = tfquiet.tensorflow()
+    except MissingExtraError:  # the deploy install has no TensorFlow: the other checks still run
         return {"checked": False, "summary": NEEDS_TF}
-    tf = tfquiet.tensorflow()
     text = io.StringIO()
     with tfquiet.quiet(), contextlib.redirect_stdout(text):
         tf.lite.experimental.Analyzer.analyze(model_path=str(path), gpu_compatibility=True)
@@ -122,9 +123,10 @@ def _gpu(path: Path) -> dict[str, Any]:
 
 def onnx_compatibility(path: Path) -> Compatibility | None:
     """NNAPI and CoreML partitions as onnxruntime's mobile usability checker computes them."""
-    if importlib.util.find_spec("onnx") is None:
+    try:
+        onnx = require("onnx", feature="the NNAPI/CoreML check")
+    except MissingExtraError:
         return Compatibility([f"NNAPI/CoreML: {NEEDS_ONNX}"], {"checked": False})
-    import onnx
     from onnxruntime.tools.mobile_helpers import usability_checker as checker
     from onnxruntime.tools.onnx_model_utils import ModelProtoWithShapeInfo, optimize_model
 
