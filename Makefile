@@ -9,9 +9,11 @@ INSTALLED = $(VENV)/.installed
 APT_PACKAGES = dataset-fashion-mnist graphviz chromium chromium-driver python3-venv
 PIP = $(VPY) -m pip install --quiet --disable-pip-version-check
 
+NODE_INSTALLED = node_modules/.installed
+
 .PHONY: setup system-packages demo test test-fast clean-venv FORCE
 
-setup: system-packages $(INSTALLED)
+setup: system-packages $(INSTALLED) $(NODE_INSTALLED)
 
 system-packages:
 	@if command -v apt-get >/dev/null 2>&1; then \
@@ -32,6 +34,12 @@ $(VENV)/pyvenv.cfg: FORCE | system-packages
 
 $(INSTALLED): $(VENV)/pyvenv.cfg setup.cfg pyproject.toml
 	$(PIP) -e '.[train,dev]'
+	@touch $@
+
+# onnxruntime-web for `edgecnn web`, pinned in package.json / package-lock.json; reinstalled when the lock changes
+$(NODE_INSTALLED): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js 20+ and npm (edgecnn web needs onnxruntime-web)"; exit 1; }
+	npm ci --no-audit --no-fund
 	@touch $@
 
 demo: setup

@@ -6,7 +6,8 @@
 
 On a fresh checkout it first makes what it measures: trains the reference model
 when models/fashion-cnn/model.keras is missing and exports the six formats when
-the manifest lacks any. Every figure in RESULTS.md comes from this run: the
+the manifest lacks any. The ONNX exports are also timed in headless Chromium (the
+`edgecnn web` page, onnxruntime-web wasm) when Chromium and onnxruntime-web are installed. Every figure in RESULTS.md comes from this run: the
 ratios are measured in one run, on one machine, which RESULTS.md describes.
 """
 from __future__ import annotations
@@ -27,11 +28,12 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from edgecnn import bench as lib  # noqa: E402
+from edgecnn.bench.browser import BROWSER_MODE  # noqa: E402
 from edgecnn.bench.output import format_markdown, seconds  # noqa: E402
 from edgecnn.bundle import MODEL_FILE, read_manifest  # noqa: E402
 from edgecnn.fileio import write_json, write_text  # noqa: E402
 
-EXPORTS = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8")
+EXPORTS = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8", "onnx-ort", "onnx-ort-int8")
 COLD_MODELS = ("model_int8.tflite", MODEL_FILE)
 
 
@@ -292,6 +294,7 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
         "`images/s` is batch size / mean latency, so stalls count; "
         "`arena` is the TFLite activation-arena estimate (liveness peak, see edgecnn/bench/facts.py).", "",
         format_markdown(report.results), "",
+        *_browser_section(report),
         "## Cold start", "",
         "| command | median | runs |", "|---|---|---|",
     ]
@@ -317,6 +320,27 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return write_text(out / "RESULTS.md", "\n".join(lines) + "\n")
+
+
+def _browser_section(report: lib.BenchReport) -> list[str]:
+    """The browser rows on their own: p50 per ONNX export next to its native raw call, and the web app's size."""
+    browser = [r for r in report.results if r["mode"] == BROWSER_MODE]
+    if not browser:
+        return []
+    native = {r["name"]: r for r in report.results if r["mode"] == "raw" and r["batch_size"] == 1 and r["threads"] == 1}
+    lines = ["## In the browser", "",
+             "The page `edgecnn web` writes, served on 127.0.0.1 and driven by headless Chromium: onnxruntime-web "
+             "(wasm backend, 1 thread), batch 1, `session.run` alone, timed in blocks of 10 calls (the browser clock "
+             "ticks in 0.1 ms).", "",
+             "| export | browser p50 | browser p99 | native raw p50 (1 thread) | browser / native | web app folder |",
+             "|---|---|---|---|---|---|"]
+    for r in browser:
+        raw = native.get(r["name"])
+        ratio = f"{r['latency_s']['p50'] / raw['latency_s']['p50']:.1f}x" if raw else "-"
+        lines.append(f"| {r['name']} | {seconds(r['latency_s']['p50'])} | {seconds(r['latency_s']['p99'])} | "
+                     f"{seconds(raw['latency_s']['p50']) if raw else '-'} | {ratio} | "
+                     f"{r['web_app_bytes'] / 1e6:.2f} MB |")
+    return lines + [""]
 
 
 def _x(value: float | None) -> str:
@@ -356,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = _loadavg()
     options = lib.parse_options(batch_sizes=args.batch_sizes, threads=args.threads, runs=args.runs,
                                 warmup=args.warmup, max_seconds=args.max_seconds)
-    report = lib.bench([args.bundle], **options, plot_path=args.out / "latency.png")
+    report = lib.bench([args.bundle], **options, plot_path=args.out / "latency.png", browser=True)
     print("cold starts...", file=sys.stderr)
     cold = cold_start(args.bundle, args.cold_repeats)
     load_end = _loadavg()

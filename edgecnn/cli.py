@@ -135,8 +135,12 @@ def summary(model_path, out, unsafe) -> None:
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (13-18).")
 @click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (only for files you trust).")
-def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe) -> None:
-    """Export a Keras model to TFLite (fp32, fp16, dynamic, int8) and ONNX (fp32, int8), described by manifest.json."""
+@click.option("--batch", type=int, default=None,
+              help="1: a static batch-1 signature, for runtimes that cannot resize (LiteRT.js, microcontrollers, "
+                   "some NPUs).  [default: a dynamic batch]")
+def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe, batch) -> None:
+    """Export a Keras model to TFLite (fp32, fp16, dynamic, int8), ONNX (fp32, int8) and ORT Mobile (fp32, int8),
+    described by manifest.json."""
     from .export import export_model, resolve_formats
 
     count = len(resolve_formats(formats or (ALL_FORMATS,)))
@@ -153,7 +157,7 @@ def export(model_path, formats, out, calibration_samples, calibration_data, opse
 
     result = export_model(model_path, formats or (ALL_FORMATS,), out, calibration_samples=calibration_samples,
                           calibration_data=calibration_data, opset=opset, data_dir=data_dir, unsafe=unsafe,
-                          on_progress=progress)
+                          batch=batch, on_progress=progress)
     click.echo(result.table())
     click.echo(f"manifest -> {result.manifest_path}")
     for note in result.notes:
@@ -256,8 +260,10 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
 @click.option("--plot", "plot_path", type=PathArg, default=None, help="Write a latency/throughput chart (PNG).")
 @click.option("--compare", is_flag=True, help="TARGETS are bench JSON files (several machines): merge them into "
                                               "one table and one chart (default bench-compare.png).")
+@click.option("--browser", is_flag=True, help="Also time each ONNX export in headless Chromium (the `edgecnn web` "
+                                              "page, onnxruntime-web wasm, batch 1).")
 def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_path, csv_path, plot_path,
-          compare) -> None:
+          compare, browser) -> None:
     """Latency, throughput, memory and size of each export, next to Keras and the raw runtimes (TARGETS: bundle
     folders or model files; default: every export of models/fashion-cnn and its Keras model). Writes DIR/bench.json."""
     from . import bench as lib
@@ -270,7 +276,8 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
         return
     options = lib.parse_options(batch_sizes=batch_sizes, threads=threads, runs=runs, warmup=warmup,
                                 max_seconds=max_seconds, quick=quick)
-    report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path)
+    report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path,
+                       browser=browser)
     click.echo(report.table())
     if report.ratios:
         click.echo(lib.format_ratios(report.ratios))
@@ -278,6 +285,29 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
         click.echo(f"note: {note}", err=True)
     for path in report.written:
         click.echo(f"-> {path}")
+
+
+@cli.command()
+@click.argument("bundle", type=PathArg, required=False)
+@click.option("--out", type=PathArg, default=None, help="Folder for the web app (default: BUNDLE/web).")
+@click.option("--model", type=click.Choice(["onnx", "onnx-int8"]), default="onnx", show_default=True,
+              help="The ONNX export the page runs.")
+@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files (samples).")
+@click.option("--serve", is_flag=True, help="Then serve the folder on 127.0.0.1 (browsers refuse wasm from file://).")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True,
+              help="Port for --serve (0: any free port).")
+def web(bundle, out, model, data_dir, serve, port) -> None:
+    """Write a static web app that classifies images in the browser with BUNDLE's ONNX model (default:
+    models/fashion-cnn), using onnxruntime-web; nothing is sent to a server."""
+    from .fileio import format_bytes
+    from .web import build_web_app, serve as serve_folder
+
+    app = build_web_app(bundle, out, model=model, data_dir=data_dir)
+    click.echo(f"web app -> {app.folder} ({app.model}, {app.samples} sample images, {format_bytes(app.bytes)})")
+    if serve:
+        serve_folder(app.folder, port, on_ready=lambda url: click.echo(f"serving {app.folder} at {url} (Ctrl-C stops)"))
+    else:
+        click.echo(f"open it through a web server: edgecnn web {bundle or ''} --out {app.folder} --serve".replace("  ", " "))
 
 
 @cli.command()

@@ -220,7 +220,7 @@ def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step
              existing([VERIFY_FILE]), (VERIFY_FILE,), lambda: verify_stored(out),
              lambda: verify.verify([out], data_dir=cfg.data_dir)),
         Step("bench", lambda: file_hashes(out, _export_files(out) + [MODEL_FILE]), existing([BENCH_FILE]),
-             (BENCH_FILE,), lambda: bench_complete(out), lambda: bench([out], **QUICK, data_dir=cfg.data_dir)),
+             (BENCH_FILE,), lambda: bench_complete(out), lambda: bench([out], **QUICK, data_dir=cfg.data_dir, browser=True)),
         Step("report", lambda: file_hashes(out, list(report.REPORT_INPUTS)), existing([REPORT_FILE]), (REPORT_FILE,),
              lambda: None, lambda: report.write_report(out, data_dir=cfg.data_dir)),
     ]

@@ -1,4 +1,4 @@
-"""`edgecnn export`: the six files and the manifest, their contents, atomicity and bad input."""
+"""`edgecnn export`: the eight files and the manifest, their contents, atomicity and bad input."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,7 +20,8 @@ from .conftest import assert_one_line_error, needs_real_data, run_cli
 
 EXPECTED_FILES = {"tflite": "model_fp32.tflite", "tflite-fp16": "model_fp16.tflite",
                   "tflite-dynamic": "model_dynamic.tflite", "tflite-int8": "model_int8.tflite",
-                  "onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx"}
+                  "onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx",
+                  "onnx-ort": "model_fp32.ort", "onnx-ort-int8": "model_int8.ort"}
 OTHER_SHAPE, OTHER_CLASSES = (32, 32, 3), 5
 
 
@@ -51,7 +52,7 @@ def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
 
 
 def run_export(path: Path, x: np.ndarray) -> np.ndarray:
-    return run_onnx(path, x) if path.suffix == ".onnx" else run_tflite(path, x)
+    return run_onnx(path, x) if path.suffix in (".onnx", ".ort") else run_tflite(path, x)
 
 
 def tmp_files(folder: Path) -> list[Path]:
@@ -108,7 +109,7 @@ def test_registry_names_files_and_all():
 
 
 @needs_real_data
-def test_writes_six_files_and_a_manifest_that_describes_them(bundle):
+def test_writes_eight_files_and_a_manifest_that_describes_them(bundle):
     folder, result = bundle
     manifest = read_manifest(folder)
     source_sha = sha256_file(folder / MODEL_FILE)

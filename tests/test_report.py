@@ -216,6 +216,25 @@ def test_readme_figures_come_from_the_bundle(tmp_path):
     assert update_readme(readme, folder) is False  # same results, same file
 
 
+def test_browser_rows_reach_the_readme_and_the_report(tmp_path):
+    import json
+
+    from edgecnn.render.report import write_report
+
+    folder = make_fake_bundle(tmp_path / "models" / "fashion-cnn")
+    bench = json.loads((folder / "bench.json").read_text())
+    native = next(r for r in bench["results"] if r["name"] == "onnx")
+    bench["results"] += [{**native, "mode": "browser/wasm", "batch_size": 1, "threads": 1, "web_app_bytes": 15_600_000,
+                          "latency_s": {**native["latency_s"], "p50": 0.00125}}]
+    (folder / "bench.json").write_text(json.dumps(bench))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\n")
+    update_readme(readme, folder)
+    line = "batch 1: onnx p50 1.250 ms; the self-contained web app (`edgecnn web`) is 15.60 MB."
+    assert line in readme.read_text()
+    assert line.replace("`", "") in write_report(folder).read_text().replace("`", "").replace("&#x60;", "")
+
+
 def test_readme_figures_refuse_a_missing_block_or_result(tmp_path):
     folder = make_fake_bundle(tmp_path / "b")
     readme = tmp_path / "README.md"

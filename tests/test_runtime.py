@@ -98,7 +98,7 @@ def test_load_picks_the_backend_and_reads_the_model(models, kind, backend, preci
     assert (predictor.backend, predictor.precision) == (backend, precision)
     assert predictor.input_shape == (28, 28, 1) and predictor.classes == CLASS_NAMES
     assert predictor.path == models[kind] and predictor.notes == []
-    assert set(BACKENDS) == {".onnx", ".tflite", ".keras"}
+    assert set(BACKENDS) == {".onnx", ".ort", ".tflite", ".keras"}
 
 
 @pytest.mark.parametrize("kind", [*EXPORTS, "keras"])
@@ -229,7 +229,7 @@ def test_missing_file_and_unknown_extension(models, tmp_path):
         Predictor.load(tmp_path / "absent.tflite")
     other = tmp_path / "model.pb"
     shutil.copy(models["tflite"], other)
-    with pytest.raises(ModelFileError, match=r"unknown model type '\.pb' \(expected one of \.onnx, \.tflite, \.keras\)"):
+    with pytest.raises(ModelFileError, match=r"unknown model type '\.pb' \(expected one of \.onnx, \.ort, \.tflite, \.keras\)"):
         Predictor.load(other)
     with pytest.raises(ValueError, match="threads"):
         Predictor.load(models["tflite"], threads=0)

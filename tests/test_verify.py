@@ -188,7 +188,7 @@ def invoke(*args) -> subprocess.CompletedProcess:
 
 
 def table_rows(stdout: str) -> dict[str, str]:
-    keys = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8")
+    keys = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8", "onnx-ort", "onnx-ort-int8")
     return {line.split()[0]: line for line in stdout.splitlines() if line.split()[:1] and line.split()[0] in keys}
 
 
@@ -200,9 +200,9 @@ def test_correct_bundle_passes_and_results_are_stored(exported, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"reference: Keras model {bundle / 'model.keras'}")
     rows = table_rows(proc.stdout)
-    assert len(rows) == 6 and all(row.endswith("PASS") for row in rows.values()), proc.stdout
+    assert len(rows) == 8 and all(row.endswith("PASS") for row in rows.values()), proc.stdout
     assert "cross-runtime tflite vs onnx: agreement 100.00%" in proc.stdout
-    assert lines[-1].startswith("PASS: all 6 exports") and str(bundle / "verify.json") in lines[-1]
+    assert lines[-1].startswith("PASS: all 8 exports") and str(bundle / "verify.json") in lines[-1]
     assert not any(noise in proc.stderr for noise in ("oneDNN", "absl", "Traceback", "WARNING"))
 
     saved = json.loads((bundle / "verify.json").read_text())

@@ -28,6 +28,7 @@ from ..errors import EdgecnnError
 from ..fileio import ensure_writable_dir, write_json
 from ..runtime import backend_class
 from ..versions import machine, utc_now
+from .browser import browser_rows
 from .facts import ModelFacts
 from .options import BenchConfig
 from .output import check_outputs, format_table, write_csv, write_plot
@@ -58,13 +59,15 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
           threads: Sequence[int | None] = (1, None), runs: int = 1000, warmup: int = 100,
           json_path: str | os.PathLike | None = None, csv_path: str | os.PathLike | None = None,
           plot_path: str | os.PathLike | None = None, progress: bool = True, include_keras: bool = True,
-          data_dir: str | os.PathLike | None = None, max_seconds: int | None = None) -> BenchReport:
+          data_dir: str | os.PathLike | None = None, max_seconds: int | None = None,
+          browser: bool = False) -> BenchReport:
     """Benchmark bundle folders or model files (default: every export of the default bundle and its Keras model).
 
     ``threads`` may hold ``None`` for all cores. ``max_seconds`` caps the timed runs
     of each case (slow Keras ``model.predict``): each row records the runs it made.
     Results go to DIR/bench.json (DIR: the first target's folder) and to
-    ``json_path``/``csv_path``/``plot_path`` when given.
+    ``json_path``/``csv_path``/``plot_path`` when given. ``browser`` adds a batch-1 row per ONNX
+    export run by the `edgecnn web` page in headless Chromium (mode ``browser/wasm``).
     """
     cfg = BenchConfig.checked(batch_sizes, threads, runs, warmup, max_seconds)
     found, notes = find_targets(targets, include_keras=include_keras)
@@ -102,6 +105,8 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
                                item_show_func=lambda job: job and job[0]) as bar:
             for _, case, store in bar:
                 store(run_worker(case, Path(tmp)))
+    if browser:
+        rows += browser_rows(found, runs=cfg.runs, warmup=cfg.warmup, notes=notes)
     config = {"batch_sizes": list(cfg.batch_sizes), "threads": list(cfg.threads), "runs": cfg.runs,
               "warmup": cfg.warmup, "max_seconds": cfg.max_seconds,
               "input": "; ".join(described for _, described in inputs.values()), "isolation": "one process per case"}

@@ -176,6 +176,7 @@ class Manifest:
     class_names: list[str] | None = None
     preprocessing: dict[str, Any] | None = None
     reference: ReferenceSection | None = None
+    required_operators: dict[str, Any] | None = None  # the ORT Mobile operators config of the .ort exports
 
 
 # --------------------------------------------------------------------------- verify.json
@@ -210,6 +211,7 @@ class VerifiedExport:
     confusion_matrix: list[list[int]] | None = None
     disagreements: list[Disagreement] = field(default_factory=list)
     thresholds: dict[str, float | None] | None = None
+    compatibility: dict[str, Any] | None = None  # mobile checks: "summary" lines, details, "failures"
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ class BenchRow:
     threads: int
     latency_s: Latency
     images_per_s: float
+    web_app_bytes: int | None = None  # browser rows: the size of the web app folder that was timed
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ..preprocess import to_model_input
 from ..errors import EXIT_FAILED, DataError, EdgecnnError, first_line
 from ..fileio import atomic_path, ensure_writable_dir, format_bytes, sha256_file, write_npy
 from . import onnx as onnx_export
+from . import ort
 from . import tflite
 from .entry import export_entry, set_model, stale_exports
 from .source import ExportSource, ImageSets, load_images
@@ -39,7 +40,8 @@ class ExportFormat:
     func: Callable[[ExportSource, Path], dict]
 
 
-#: In dependency order: ``onnx-int8`` quantizes the graph ``onnx`` built in the same run.
+#: In dependency order: ``onnx-int8`` quantizes the graph ``onnx`` built in the same run, and the
+#: ``onnx-ort`` formats convert those two graphs.
 FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("tflite", "model_fp32.tflite", "litert", "float32", tflite.export_float32),
     ExportFormat("tflite-fp16", "model_fp16.tflite", "litert", "float16", tflite.export_float16),
@@ -47,6 +49,8 @@ FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("tflite-int8", "model_int8.tflite", "litert", "int8", tflite.export_int8),
     ExportFormat("onnx", "model_fp32.onnx", "onnxruntime", "float32", onnx_export.export_float32),
     ExportFormat("onnx-int8", "model_int8.onnx", "onnxruntime", "int8", onnx_export.export_int8),
+    ExportFormat("onnx-ort", "model_fp32.ort", "onnxruntime", "float32", ort.export_float32),
+    ExportFormat("onnx-ort-int8", "model_int8.ort", "onnxruntime", "int8", ort.export_int8),
 )}
 ALL = "all"
 #: tf2onnx 1.17 converts to opsets up to 18; per-channel int8 needs 13 or later.
@@ -88,13 +92,14 @@ def resolve_formats(formats: Iterable[str]) -> list[ExportFormat]:
 def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[str] = (ALL,),
                  out: str | os.PathLike | None = None, *, calibration_samples: int = 500,
                  calibration_data: str | os.PathLike | None = None, opset: int = 17,
-                 data_dir: str | os.PathLike | None = None, unsafe: bool = False,
+                 data_dir: str | os.PathLike | None = None, unsafe: bool = False, batch: int | None = None,
                  on_progress: Callable[[str, str], None] | None = None) -> ExportResult:
     """Write the requested exports of a ``.keras`` model to ``out`` (default: the model's folder).
 
     Also saves the Keras probabilities on the test set (``reference_probs.npy``,
     ``reference_labels.npy``) so exports can be verified without TensorFlow.
-    ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
+    ``batch=1`` writes a static batch-1 signature (LiteRT.js, microcontrollers, NPUs that cannot resize);
+    the default is a dynamic batch. ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
     ``"reference"`` and for each format.
     """
     from ..model import load_model, model_io
@@ -102,6 +107,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     chosen = resolve_formats(formats)
     if calibration_samples < 1:
         raise EdgecnnError(f"--calibration-samples must be at least 1, got {calibration_samples}")
+    if batch not in (None, 1):
+        raise EdgecnnError(f"--batch must be 1 (a static batch-1 signature) or left out (a dynamic batch), got {batch}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise EdgecnnError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
     progress = on_progress or (lambda name, stage: None)
@@ -118,7 +125,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
         images = ImageSets(None, None)
         notes.append(f"reference probabilities not saved: {exc}")
     source = ExportSource(model, model_path, sha256_file(model_path), input_shape, classes, images,
-                          calibration_samples=calibration_samples, opset=opset)
+                          calibration_samples=calibration_samples, opset=opset, batch=batch)
     if calibrated:
         source.calibration()  # fail now, before any file is written, if there are no calibration images
     folder = ensure_writable_dir(out if out is not None else model_path.parent)
@@ -145,6 +152,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
         entries.append(ExportEntry(fmt.name, folder / fmt.file, entry["bytes"], entry["seconds"], entry["sha256"]))
         progress(fmt.name, "done")
 
+    if any(e.file.suffix == ".ort" for e in entries):
+        manifest = update_manifest(folder, lambda m: ort.record_operators_config(folder, m))
     stale = stale_exports(manifest, source)
     if stale:
         notes.append(f"manifest keeps exports made from another model file: {', '.join(stale)} "

@@ -42,8 +42,9 @@ def float32_model(source: ExportSource):
         with tfquiet.quiet(stdout=True):
             model, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=source.opset)
         _constant_reshapes(model)
-        model = update_inputs_outputs_dims(model, {INPUT_NAME: [BATCH_DIM, *source.input_shape]},
-                                           {OUTPUT_NAME: [BATCH_DIM, source.classes]})
+        batch = source.batch or BATCH_DIM
+        model = update_inputs_outputs_dims(model, {INPUT_NAME: [batch, *source.input_shape]},
+                                           {OUTPUT_NAME: [batch, source.classes]})
         _set_metadata(model, source)
         onnx.checker.check_model(model, full_check=True)
         source.cache["onnx"] = model
@@ -58,20 +59,39 @@ def export_float32(source: ExportSource, path: Path) -> dict:
 
 
 def export_int8(source: ExportSource, path: Path) -> dict:
-    """Static quantization of the float32 graph (after onnxruntime's pre-processing), input/output stay float32."""
+    import onnx
+
+    model, stem = int8_model(source), source.cache["onnx-int8-float-nodes"]
+    onnx.save(model, str(path))
+    return {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": stem},
+            "calibration": source.calibration_info()}
+
+
+def int8_model(source: ExportSource):
+    """Static quantization of the float32 graph (after onnxruntime's pre-processing), input/output stay float32.
+
+    Cached like the float32 graph: the ORT-format int8 export converts this same graph.
+    """
+    if "onnx-int8" not in source.cache:
+        source.cache["onnx-int8"] = _quantize(source)
+    return source.cache["onnx-int8"]
+
+
+def _quantize(source: ExportSource):
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     images = source.calibration()
+    step = source.batch or CALIBRATION_BATCH  # a static batch-1 graph takes one image per run
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter(range(0, len(images), CALIBRATION_BATCH))
+            self._batches = iter(range(0, len(images), step))
 
         def get_next(self):
             start = next(self._batches, None)
-            return None if start is None else {INPUT_NAME: images[start:start + CALIBRATION_BATCH]}
+            return None if start is None else {INPUT_NAME: images[start:start + step]}
 
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
@@ -91,9 +111,8 @@ def export_int8(source: ExportSource, path: Path) -> dict:
         model = onnx.load(str(quantized))
     _set_metadata(model, source)
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": stem},
-            "calibration": source.calibration_info()}
+    source.cache["onnx-int8-float-nodes"] = stem
+    return model
 
 
 def apply_float_stem(path: Path) -> list[str]:

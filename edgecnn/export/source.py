@@ -47,6 +47,7 @@ class ExportSource:
     images: ImageSets
     calibration_samples: int = 500
     opset: int = 17
+    batch: int | None = None  # None: a dynamic batch; 1: a static batch-1 signature for runtimes that cannot resize
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -81,12 +82,12 @@ class ExportSource:
         return {"images": int(len(self.calibration())), "seed": CALIBRATION_SEED, "source": self.images.calibration_source}
 
     def serving_function(self):
-        """A ``tf.function`` over the model with a dynamic batch: input ``input``, output ``probabilities``."""
+        """A ``tf.function`` over the model (batch: dynamic, or ``batch``): input ``input``, output ``probabilities``."""
         if "serving" not in self.cache:
             tf = tfquiet.tensorflow()
             model = self.model
 
-            @tf.function(input_signature=[tf.TensorSpec((None, *self.input_shape), tf.float32, name=INPUT_NAME)])
+            @tf.function(input_signature=[tf.TensorSpec((self.batch, *self.input_shape), tf.float32, name=INPUT_NAME)])
             def serve(x):
                 return {OUTPUT_NAME: model(x, training=False)}
 

@@ -13,7 +13,7 @@ from ..bundle.files import BENCH_FILE, MANIFEST_FILE, METRICS_FILE, TRAINING_FIL
 from ..bundle.results import load_bundle
 from ..errors import EdgecnnError
 from ..fileio import write_text
-from .rows import all_passed, export_rows, fmt, listed, short_table
+from .rows import all_passed, browser_line, export_rows, fmt, listed, short_table
 
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 
@@ -48,6 +48,9 @@ def figures_markdown(folder: str | os.PathLike | None = None, *, relative_to: st
         f"Latency: one call at batch 1, threads {listed(config.get('threads'))}, p50 of {config.get('runs', '?')} runs "
         f"on {machine.get('cpu', '?')} ({machine.get('cores', '?')} cores).",
     ]
+    browser = browser_line(bundle)
+    if browser:
+        lines += ["", browser]
     if (folder / TRAINING_FILE).is_file():
         picture = Path(os.path.relpath((folder / TRAINING_FILE).resolve(), relative_to)).as_posix()
         lines += ["", f"![loss and accuracy per epoch, train and validation]({picture})"]

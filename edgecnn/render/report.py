@@ -28,7 +28,7 @@ from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
 from ..metrics import confusion_matrix, top1
 from . import charts
-from .rows import ExportRow, all_passed, export_rows, fmt, listed, verdict
+from .rows import ExportRow, all_passed, browser_line, export_rows, fmt, listed, verdict
 
 #: Files whose change makes the report stale (the pipeline compares their times with report.html's).
 REPORT_INPUTS = (METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE, MANIFEST_FILE,
@@ -164,12 +164,26 @@ def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
         parts.append(f"<p class='small'>Measured on {e(machine.get('cpu', '?'))} ({e(machine.get('cores', '?'))} cores), "
                      f"{e(config.get('runs', '?'))} runs after {e(config.get('warmup', '?'))} warm-up, "
                      f"threads {e(listed(config.get('threads')))}.</p>")
+        browser = browser_line(bundle)
+        if browser:
+            parts.append(f"<p class='small'>{e(browser)}</p>")
+    parts.append(_compatibility(bundle))
     cross = bundle.verify.cross_runtime if bundle.verify else []
     if cross:
         parts.append("<h3>Same precision, different runtimes</h3>" + table(
             ["a", "b", "agreement", "max |diff|"],
             [[c.a, c.b, fmt(c.agreement, ".2%"), fmt(c.max_abs_diff, ".2e")] for c in cross]))
     return "".join(parts)
+
+
+def _compatibility(bundle: Bundle) -> str:
+    """Per export, what a phone, GPU delegate or NPU runtime needs of it (verify's mobile checks)."""
+    verified = bundle.verify.exports if bundle.verify else {}
+    rows = [[name if i == 0 else "", line] for name, result in verified.items() if result.compatibility
+            for i, line in enumerate(result.compatibility.get("summary", []))]
+    if not rows:
+        return ""
+    return "<h3>Mobile compatibility</h3>" + table(["model", "checks (from the file, before any device)"], rows)
 
 
 def _throughput(row: ExportRow, batch: int | None) -> str:

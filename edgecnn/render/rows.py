@@ -50,6 +50,19 @@ def _bench_rows(results: list[BenchRow], name: str) -> tuple[BenchRow | None, Be
     return latency, widest
 
 
+def browser_line(bundle: Bundle) -> str | None:
+    """The browser's batch-1 p50 per ONNX export and the web app's size, from `bench --browser` rows."""
+    from ..bench.browser import BROWSER_MODE
+
+    rows = [r for r in (bundle.bench.results if bundle.bench else []) if r.mode == BROWSER_MODE]
+    if not rows:
+        return None
+    sizes = [r.web_app_bytes for r in rows if r.web_app_bytes]
+    size = f"; the self-contained web app (`edgecnn web`) is {format_bytes(max(sizes))}" if sizes else ""
+    return ("In the browser (onnxruntime-web, wasm, 1 thread, headless Chromium), batch 1: " +
+            ", ".join(f"{r.name} p50 {r.latency_s.p50 * 1e3:.3f} ms" for r in rows) + size + ".")
+
+
 def export_rows(bundle: Bundle) -> list[ExportRow]:
     """Keras first, then every export in manifest order (then any that only verify or bench knows)."""
     manifest_exports = bundle.manifest.exports if bundle.manifest else {}

@@ -26,6 +26,7 @@ from .base import Backend, Quantization
 #: Model file extension -> "module:class" of its backend (imported on first use).
 BACKENDS: dict[str, str] = {
     ".onnx": "edgecnn.runtime.onnx_backend:OnnxBackend",
+    ".ort": "edgecnn.runtime.onnx_backend:OnnxBackend",  # ORT format (ONNX Runtime Mobile); same sessions
     ".tflite": "edgecnn.runtime.litert_backend:LiteRTBackend",
     ".keras": "edgecnn.runtime.keras_backend:KerasBackend",
 }

@@ -59,6 +59,8 @@ class LiteRTBackend(Backend):
         self.metadata = {}
         self.precision = _precision(self.input_dtype, tensor_dtypes)
         self._input_index, self._output_index = inp["index"], out["index"]
+        if int(inp["shape_signature"][0]) == 1:  # a static batch-1 signature (export --batch 1) cannot be resized
+            self.max_batch = 1
 
     def _attach(self):
         """Create this thread's interpreter (kept in thread-local storage)."""

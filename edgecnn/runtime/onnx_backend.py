@@ -21,7 +21,7 @@ class OnnxBackend(Backend):
         import onnxruntime as ort
 
         check_threads(threads)
-        data = read_model_bytes(path, "ONNX (.onnx)")
+        data = read_model_bytes(path, "ONNX (.onnx or .ort)")
         options = ort.SessionOptions()
         options.log_severity_level = 3  # warnings about unused initializers are not the user's concern
         if threads is not None:

@@ -11,6 +11,7 @@ from ..bundle.schema import SCHEMA_VERSIONS, VERIFY_WHAT
 from ..fileio import format_bytes
 from ..metrics import ProbComparison, per_class_accuracy
 from ..versions import machine
+from .compat import Compatibility
 from .gates import Thresholds
 from .reference import Reference
 
@@ -32,6 +33,7 @@ class ExportResult:
     matrix: np.ndarray | None = None
     disagreements: list[dict[str, Any]] = field(default_factory=list)
     backend: str | None = None
+    compatibility: Compatibility | None = None  # what a phone, GPU delegate or NPU runtime needs of the file
 
     @property
     def passed(self) -> bool:
@@ -52,6 +54,7 @@ class ExportResult:
             "disagreements": self.disagreements,
             "thresholds": self.thresholds.to_dict() if self.thresholds else None,
             "passed": self.passed, "failures": self.failures, "seconds": round(self.seconds, 3),
+            "compatibility": self.compatibility.to_dict() if self.compatibility else None,
         }
 
     def manifest_record(self, when: str) -> dict[str, Any]:
@@ -142,6 +145,10 @@ def format_report(report: VerifyReport) -> str:
                          f"{_pct(c.agreement if c else None):>9} {c.flipped if c else '-':>7} "
                          f"{_sci(c.max_abs_diff if c else None):>9}  {'PASS' if r.passed else 'FAIL'}")
         lines += [f"  {r.key}: {'; '.join(r.failures)}" for r in bundle.exports if r.failures]
+        checked = [r for r in bundle.exports if r.compatibility]
+        if checked:
+            lines.append("mobile compatibility:")
+            lines += [f"  {r.key}: {line}" for r in checked for line in r.compatibility.summary]
         lines += [f"cross-runtime {p['a']} vs {p['b']}: agreement {_pct(p['agreement'])}, max diff {_sci(p['max_abs_diff'])}"
                   for p in bundle.cross_runtime]
         lines += [f"note: {n}" for n in bundle.notes]

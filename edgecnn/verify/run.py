@@ -25,6 +25,7 @@ from ..errors import EdgecnnError, first_line
 from ..fileio import ensure_writable_file, read_json, sha256_file, write_json
 from ..metrics import accuracy, compare_probs, confusion_matrix, top1
 from ..versions import machine, utc_now
+from .compat import check_compatibility
 from .gates import check_overrides, gate_name, thresholds_for
 from .reference import Reference, find_reference, load_saved_probs
 from .results import BundleReport, ExportResult, VerifyReport, finite
@@ -108,6 +109,9 @@ def _verify_one(target: Target, ref_probs: np.ndarray, ref_accuracy: float, x_te
                                f"its manifest entry says {target.entry.sha256[:12]}…")
         bar.update(len(y_test), target.key)
         return result, None
+    result.compatibility = check_compatibility(target.path)
+    if result.compatibility is not None:
+        result.failures += result.compatibility.failures
     started = time.perf_counter()
     try:
         probs, predictor = _predict(target.path, x_test, bar, target.key)
