@@ -176,3 +176,26 @@ def test_serve_builds_prints_the_url_and_serves_on_localhost(tiny_bundle, tiny_d
         from edgecnn.web import serve
 
         serve(out / "samples", port=0)
+
+
+@pytest.mark.browser
+@needs_ort_web
+def test_the_page_resizes_other_sizes_like_pillow(browser, apps, tiny_data):  # noqa: F811
+    """Images not at the model's size: trim, Lanczos resize and centring in JS against load_image (within 1 level)."""
+    from edgecnn.preprocess import load_image
+
+    folder = apps["onnx"]
+    x = load_dataset(tiny_data).x_test[0]
+    light = Image.eval(Image.fromarray(x, "L").resize((90, 70), Image.Resampling.BILINEAR), lambda v: 255 - v)
+    images = {"light-bg.png": (light, 255), "rgb-tall.png": (Image.fromarray(x, "L").convert("RGB").resize((200, 300)), (0, 0, 0))}
+    for name, (image, background) in images.items():
+        canvas = Image.new(image.mode, (image.width + 40, image.height + 20), background)
+        canvas.paste(image, (25, 5))
+        canvas.save(folder / name)
+    with serving(folder) as url:
+        open_page(browser, url)
+        for name in images:
+            result = classify_in_page(browser, name)
+            assert "error" not in result, result
+            page = np.array(result["input"], dtype=np.float32).reshape(28, 28)
+            assert np.abs(page - load_image(folder / name)).max() <= 1 / 255 + 1e-7, name
