@@ -163,70 +163,22 @@ def _slower_blocks(blocks: list[dict[str, Any]]) -> str:
         for b in slower) + " (per-layer table below)"
 
 
-def tflite_int8_blocks(model_path: Path, runs: int = 2000) -> list[dict[str, Any]]:
-    """Each weighted layer of a Sequential Keras model (with the weightless layers after it) converted alone to
-    TFLite float32 and int8 and timed (batch 1, 1 thread): which layers int8 speeds up and which it slows down.
-
-    Empty when TensorFlow is missing or the model is not a plain stack of layers."""
+def tflite_int8_blocks(model_path: Path) -> list[dict[str, Any]]:
+    """Each weighted layer block timed alone in TFLite float32 and int8 (edgecnn.quantize.latency); empty
+    when TensorFlow is missing or the model is not a plain stack of layers."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
         return []
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgecnn import tfquiet
     from edgecnn.datasets import calibration_images, load_dataset
-    from edgecnn.preprocess import to_model_input
     from edgecnn.model import load_model
-    from edgecnn.bench.timing import time_calls
+    from edgecnn.preprocess import to_model_input
+    from edgecnn.quantize.latency import layer_latencies
 
-    tf = tfquiet.tensorflow()
     model = load_model(model_path)
-    if type(model).__name__ != "Sequential":
-        return []
-    blocks: list[list[Any]] = []
-    for layer in model.layers:
-        if layer.weights or not blocks:
-            blocks.append([layer])
-        else:
-            blocks[-1].append(layer)
-    x = to_model_input(calibration_images(load_dataset(allow_download=False).x_train, 200))
-    found = []
-    for block in blocks:
-        shape = tuple(x.shape[1:])
-
-        def apply(t, block=block):
-            for layer in block:
-                t = layer(t, training=False)
-            return t
-
-        fn = tf.function(apply, input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
-        timed = {}
-        for precision in ("float32", "int8"):
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-            if precision == "int8":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = lambda x=x: ([x[i:i + 1]] for i in range(len(x)))
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = converter.inference_output_type = tf.int8
-            with tfquiet.quiet(stdout=True):
-                content = converter.convert()
-                interpreter = Interpreter(model_content=content, num_threads=1)
-                interpreter.allocate_tensors()
-            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-            scale, zero_point = inp["quantization"]
-            feed = x[:1] if not scale else np.clip(np.rint(x[:1] / scale + zero_point), -128, 127).astype(inp["dtype"])
-
-            def call(interpreter=interpreter, inp=inp, out=out, feed=feed):
-                interpreter.set_tensor(inp["index"], feed)
-                interpreter.invoke()
-                return interpreter.get_tensor(out["index"])
-
-            timed[precision] = float(np.median(time_calls(call, runs=runs, warmup=200)))
-        found.append({"layers": " + ".join(type(layer).__name__ for layer in block), "input": shape, **timed})
-        x = np.asarray(apply(x))
-    return found
+    x = to_model_input(calibration_images(load_dataset(allow_download=False).x_train, 200), model.input_shape[1:])
+    return [{"layers": b.layers, "input": b.input_shape, "float32": b.float32_s, "int8": b.int8_s}
+            for b in layer_latencies(model, x) or []]
 
 
 def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, float]]:
