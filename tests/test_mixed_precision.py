@@ -42,9 +42,9 @@ def make_hard_case(folder: str | Path) -> tuple[ExportSource, float]:
     x, y = synthetic_images(3000, seed=0)
     model = keras.Sequential([
         keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax"),
+        keras.layers.Conv2D(8, 3, activation="relu", name="stem"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax", name="head"),
     ])
     model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
     inputs = to_model_input(x, (28, 28, 1))
@@ -94,7 +94,7 @@ def test_plain_int8_loses_and_the_budget_brings_it_back_by_keeping_the_guilty_la
     assert choice.float_accuracy > 0.5  # the tiny model learned something
     assert 100 * (choice.float_accuracy - choice.all_int8_accuracy) >= 2.0
     assert choice.met and choice.drop_points <= 0.3
-    assert "conv2d" in choice.float_layers()
+    assert "stem" in choice.float_layers()
     assert {layer.reason for layer in choice.layers if layer.precision == "float32"} == {"error"}
     assert {layer.reason for layer in choice.layers if layer.precision == "int8"} <= {"budget"}
 
@@ -103,7 +103,7 @@ def test_the_diagnosis_ranks_the_guilty_layer_worst(hard_choice):
     from edgecnn.quantize import worst_first
 
     rows = worst_first(hard_choice.layers)
-    assert rows[0].name == "conv2d"
+    assert rows[0].name == "stem"
     assert rows[0].sqnr_db == min(r.sqnr_db for r in rows)
 
 
@@ -177,3 +177,28 @@ def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():
     choice = choose(calibrated, FakeEvaluator(calibrated, 0.80), 0.5)  # all float recovers only 1.5 of 10 points
     assert not choice.met and choice.float_layers() == ["a", "b"]
     assert choice.drop_points == pytest.approx(8.5)
+
+
+def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case, tmp_path):
+    """The whole export path: validation split from a labelled .npz, the mix written, parsed back, predicted."""
+    from edgecnn.bundle import load_manifest
+    from edgecnn.export import export_model
+    from edgecnn.runtime import Predictor
+
+    source, _ = hard_case
+    x, y = source.images.calibration, source.images.calibration_labels
+    x_test, y_test = synthetic_images(300, seed=5)
+    npz = tmp_path / "images.npz"
+    np.savez(npz, x=x, y=y, x_test=x_test, y_test=y_test)
+    result = export_model(source.model_path, ["tflite-int8"], tmp_path / "out", calibration_samples=200,
+                          calibration_data=npz, max_accuracy_drop=0.3)
+    assert not result.missed_budgets
+    record = load_manifest(tmp_path / "out").exports["tflite-int8"]
+    assert record.mixed_precision.met and record.mixed_precision.max_accuracy_drop_points == 0.3
+    assert record.mixed_precision.validation_images == 2000  # of 3000, none of the 200 calibration images
+    by_name = {layer.name: layer for layer in record.layers}
+    assert by_name["stem"].precision == "float32" and by_name["stem"].reason in ("error", "latency")
+    predictor = Predictor.load(tmp_path / "out" / "model_int8.tflite")
+    assert predictor.precision == "int8"
+    keras_top1 = source.model.predict(x_test[:100].astype(np.float32)[..., None] / 255, verbose=0).argmax(1)
+    assert (predictor.predict(x_test[:100]).argmax(1) == keras_top1).mean() >= 0.95
