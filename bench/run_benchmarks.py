@@ -31,7 +31,7 @@ from edgecnn.bench.output import format_markdown, seconds  # noqa: E402
 from edgecnn.bundle import MODEL_FILE, read_manifest  # noqa: E402
 from edgecnn.fileio import write_json, write_text  # noqa: E402
 
-EXPORTS = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8")
+EXPORTS = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "onnx", "onnx-int8")
 COLD_MODELS = ("model_int8.tflite", MODEL_FILE)
 
 
@@ -211,7 +211,8 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
 
 def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targets: list[dict[str, Any]],
                   load: tuple[tuple[float, ...], tuple[float, ...]], command: str, prepared: list[str],
-                  profiles: dict[str, list[tuple[str, str, float]]], blocks: list[dict[str, Any]]) -> Path:
+                  profiles: dict[str, list[tuple[str, str, float]]], blocks: list[dict[str, Any]],
+                  int8_entry: dict[str, Any] | None = None) -> Path:
     m = report.machine
     packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
     lines = [
@@ -257,6 +258,17 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
                   "", "| layers | input | float32 | int8 | int8 / float32 |", "|---|---|---|---|---|"]
         lines += [f"| {b['layers']} | {tuple(b['input'])} | {seconds(b['float32'])} | {seconds(b['int8'])} | "
                   f"{b['int8'] / b['float32']:.2f}x |" for b in blocks]
+    if int8_entry and int8_entry.get("layers") and int8_entry.get("mixed_precision"):
+        mixed = int8_entry["mixed_precision"]
+        lines += ["", f"## Precision per layer of {int8_entry['file']}", "",
+                  f"Chosen at export (`edgecnn export`, budget {mixed['max_accuracy_drop_points']:g} points) on "
+                  f"{mixed['validation_source']}: float {mixed['float_accuracy']:.2%}, all int8 "
+                  f"{mixed['all_int8_accuracy']:.2%}, this mix {mixed['accuracy']:.2%}. `edgecnn explain` gives the "
+                  "whole table.", "", "| layer | op | precision | reason | SQNR (dB) | accuracy recovered in float |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['op']} | {r['precision']} | {r['reason']} | "
+                  f"{'-' if r['sqnr_db'] is None else format(r['sqnr_db'], '.1f')} | {r['harm_points']:+.2f} pt |"
+                  for r in int8_entry["layers"]]
     if profiles:
         lines += ["", "## Where ONNX Runtime spends its time", "",
                   "Per-node medians from ONNX Runtime's profiler (batch 1, 1 thread, after its graph optimizations; "
@@ -322,7 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out / "results.json", {**report.to_dict(), "cold_start": cold, "targets": targets,
                                            "onnx_node_profile_us": profiles, "tflite_int8_blocks_s": blocks,
                                            "load_average": {"start": load_start, "end": load_end}})
-    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles, blocks)
+    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles, blocks,
+                         listed.get("tflite-int8"))
     print(report.table())
     for t in targets:
         print(f"{'PASS' if t['passed'] else 'MISS'}  {t['target']}: {_x(t['measured'])} (goal {t['goal']})")

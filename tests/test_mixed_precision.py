@@ -202,3 +202,31 @@ def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case
     assert predictor.precision == "int8"
     keras_top1 = source.model.predict(x_test[:100].astype(np.float32)[..., None] / 255, verbose=0).argmax(1)
     assert (predictor.predict(x_test[:100]).argmax(1) == keras_top1).mean() >= 0.95
+
+
+def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    source, _ = hard_case
+    npz = tmp_path / "images.npz"
+    np.savez(npz, x=source.images.calibration, y=source.images.calibration_labels)
+    args = ["explain", "--model", str(source.model_path), "--calibration-data", str(npz), "--calibration-samples",
+            "200", "--no-latency", "--max-accuracy-drop", "0.3", "--json", str(tmp_path / "explain.json")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["layer", "op", "input"] and lines[2].split()[0] == "stem"
+    assert "within the budget of 0.3" in lines[-1]
+    saved = json.loads((tmp_path / "explain.json").read_text())
+    assert saved["layers"][0]["name"] == "stem" and saved["met"] and saved["drop_points"] <= 0.3
+    assert {"sqnr_db", "harm_points", "float32_s", "int8_s", "weight_bytes_int8", "precision", "reason"} <= set(
+        saved["layers"][0])
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, x=source.images.calibration)
+    result = CliRunner().invoke(cli, ["explain", "--model", str(source.model_path), "--calibration-data",
+                                      str(unlabelled), "--no-latency"])
+    assert result.exit_code == 2 and "labels 'y'" in result.stderr
