@@ -271,7 +271,7 @@ def test_without_tensorflow_verifies_from_saved_reference_probs(exported, tmp_pa
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"reference: {bundle / 'reference_probs.npy'} saved at export time "
                                   "(TensorFlow not installed)")
-    assert len(table_rows(proc.stdout)) == 6 and proc.stdout.splitlines()[-1].startswith("PASS: all 6")
+    assert len(table_rows(proc.stdout)) == 7 and proc.stdout.splitlines()[-1].startswith("PASS: all 7")
     assert json.loads((bundle / "verify.json").read_text())["reference"]["kind"] == "reference_probs.npy"
 
     assert_one_line_error(run_cli_after(NO_TENSORFLOW, "verify", bundle, "--reference", bundle / "model.keras"),
