@@ -189,6 +189,7 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
     import onnxruntime as ort
 
     from edgecnn.runtime import Predictor
+    from edgecnn.bench.targets import bench_images
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-ortprof-") as tmp:
         options = ort.SessionOptions()
@@ -197,7 +198,7 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
         options.profile_file_prefix = str(Path(tmp) / "profile")
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        x = Predictor.load(path).prepare(lib.bench_images(1, tuple(session.get_inputs()[0].shape[1:]))[0])
+        x = Predictor.load(path).prepare(bench_images(1, tuple(session.get_inputs()[0].shape[1:]))[0])
         feed = {session.get_inputs()[0].name: x}
         for _ in range(runs):
             session.run(None, feed)
