@@ -230,3 +230,13 @@ def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_pat
     result = CliRunner().invoke(cli, ["explain", "--model", str(source.model_path), "--calibration-data",
                                       str(unlabelled), "--no-latency"])
     assert result.exit_code == 2 and "labels 'y'" in result.stderr
+
+
+def test_the_quantize_package_imports_on_its_own_without_tensorflow():
+    """Imported before edgecnn.export (no import cycle), and TensorFlow only when a model is measured."""
+    import subprocess
+    import sys
+
+    code = "import sys, edgecnn.quantize.diagnosis; assert 'tensorflow' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 from .. import tfquiet
-from ..export import tflite
 
 if TYPE_CHECKING:
     from ..export.source import ExportSource
@@ -54,6 +53,8 @@ class CalibratedTFLite:
     """The source calibrated once; :meth:`quantize` makes the int8 file with any layers kept float."""
 
     def __init__(self, source: ExportSource, held_out: np.ndarray) -> None:
+        from ..export import tflite  # here, not at the top: edgecnn.export imports this package's budget default
+
         tf = tfquiet.tensorflow()
 
         def configure(tf, converter):
@@ -83,6 +84,8 @@ class CalibratedTFLite:
         hide behind that channel's signal; the median is not thrown by one
         channel (a logit) whose float values are all near zero.
         """
+        from ..export import tflite
+
         tf = tfquiet.tensorflow()
         with _quiet():
             self.debugger.options = tf.lite.experimental.QuantizationDebugOptions()
