@@ -33,7 +33,8 @@ from edgecnn.bench.output import format_markdown, seconds  # noqa: E402
 from edgecnn.bundle import MODEL_FILE, read_manifest  # noqa: E402
 from edgecnn.fileio import write_json, write_text  # noqa: E402
 
-EXPORTS = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8", "onnx-ort", "onnx-ort-int8")
+EXPORTS = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "onnx", "onnx-int8", "onnx-ort",
+           "onnx-ort-int8")
 COLD_MODELS = ("model_int8.tflite", MODEL_FILE)
 
 
@@ -165,70 +166,22 @@ def _slower_blocks(blocks: list[dict[str, Any]]) -> str:
         for b in slower) + " (per-layer table below)"
 
 
-def tflite_int8_blocks(model_path: Path, runs: int = 2000) -> list[dict[str, Any]]:
-    """Each weighted layer of a Sequential Keras model (with the weightless layers after it) converted alone to
-    TFLite float32 and int8 and timed (batch 1, 1 thread): which layers int8 speeds up and which it slows down.
-
-    Empty when TensorFlow is missing or the model is not a plain stack of layers."""
+def tflite_int8_blocks(model_path: Path) -> list[dict[str, Any]]:
+    """Each weighted layer block timed alone in TFLite float32 and int8 (edgecnn.quantize.latency); empty
+    when TensorFlow is missing or the model is not a plain stack of layers."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
         return []
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
-
-    from edgecnn import tfquiet
     from edgecnn.datasets import calibration_images, load_dataset
-    from edgecnn.preprocess import to_model_input
     from edgecnn.model import load_model
-    from edgecnn.bench.timing import time_calls
+    from edgecnn.preprocess import to_model_input
+    from edgecnn.quantize.latency import layer_latencies
 
-    tf = tfquiet.tensorflow()
     model = load_model(model_path)
-    if type(model).__name__ != "Sequential":
-        return []
-    blocks: list[list[Any]] = []
-    for layer in model.layers:
-        if layer.weights or not blocks:
-            blocks.append([layer])
-        else:
-            blocks[-1].append(layer)
-    x = to_model_input(calibration_images(load_dataset(allow_download=False).x_train, 200))
-    found = []
-    for block in blocks:
-        shape = tuple(x.shape[1:])
-
-        def apply(t, block=block):
-            for layer in block:
-                t = layer(t, training=False)
-            return t
-
-        fn = tf.function(apply, input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
-        timed = {}
-        for precision in ("float32", "int8"):
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-            if precision == "int8":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = lambda x=x: ([x[i:i + 1]] for i in range(len(x)))
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = converter.inference_output_type = tf.int8
-            with tfquiet.quiet(stdout=True):
-                content = converter.convert()
-                interpreter = Interpreter(model_content=content, num_threads=1)
-                interpreter.allocate_tensors()
-            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-            scale, zero_point = inp["quantization"]
-            feed = x[:1] if not scale else np.clip(np.rint(x[:1] / scale + zero_point), -128, 127).astype(inp["dtype"])
-
-            def call(interpreter=interpreter, inp=inp, out=out, feed=feed):
-                interpreter.set_tensor(inp["index"], feed)
-                interpreter.invoke()
-                return interpreter.get_tensor(out["index"])
-
-            timed[precision] = float(np.median(time_calls(call, runs=runs, warmup=200)))
-        found.append({"layers": " + ".join(type(layer).__name__ for layer in block), "input": shape, **timed})
-        x = np.asarray(apply(x))
-    return found
+    x = to_model_input(calibration_images(load_dataset(allow_download=False).x_train, 200), model.input_shape[1:])
+    return [{"layers": b.layers, "input": b.input_shape, "float32": b.float32_s, "int8": b.int8_s}
+            for b in layer_latencies(model, x) or []]
 
 
 def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, float]]:
@@ -239,6 +192,7 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
     import onnxruntime as ort
 
     from edgecnn.runtime import Predictor
+    from edgecnn.bench.targets import bench_images
 
     with tempfile.TemporaryDirectory(prefix="edgecnn-ortprof-") as tmp:
         options = ort.SessionOptions()
@@ -247,7 +201,7 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
         options.profile_file_prefix = str(Path(tmp) / "profile")
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        x = Predictor.load(path).prepare(lib.targets.bench_images(1, tuple(session.get_inputs()[0].shape[1:]))[0])
+        x = Predictor.load(path).prepare(bench_images(1, tuple(session.get_inputs()[0].shape[1:]))[0])
         feed = {session.get_inputs()[0].name: x}
         for _ in range(runs):
             session.run(None, feed)
@@ -261,7 +215,8 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
 
 def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targets: list[dict[str, Any]],
                   load: tuple[tuple[float, ...], tuple[float, ...]], command: str, prepared: list[str],
-                  profiles: dict[str, list[tuple[str, str, float]]], blocks: list[dict[str, Any]]) -> Path:
+                  profiles: dict[str, list[tuple[str, str, float]]], blocks: list[dict[str, Any]],
+                  int8_entry: dict[str, Any] | None = None) -> Path:
     m = report.machine
     packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
     lines = [
@@ -308,6 +263,17 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
                   "", "| layers | input | float32 | int8 | int8 / float32 |", "|---|---|---|---|---|"]
         lines += [f"| {b['layers']} | {tuple(b['input'])} | {seconds(b['float32'])} | {seconds(b['int8'])} | "
                   f"{b['int8'] / b['float32']:.2f}x |" for b in blocks]
+    if int8_entry and int8_entry.get("layers") and int8_entry.get("mixed_precision"):
+        mixed = int8_entry["mixed_precision"]
+        lines += ["", f"## Precision per layer of {int8_entry['file']}", "",
+                  f"Chosen at export (`edgecnn export`, budget {mixed['max_accuracy_drop_points']:g} points) on "
+                  f"{mixed['validation_source']}: float {mixed['float_accuracy']:.2%}, all int8 "
+                  f"{mixed['all_int8_accuracy']:.2%}, this mix {mixed['accuracy']:.2%}. `edgecnn explain` gives the "
+                  "whole table.", "", "| layer | op | precision | reason | SQNR (dB) | accuracy recovered in float |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['op']} | {r['precision']} | {r['reason']} | "
+                  f"{'-' if r['sqnr_db'] is None else format(r['sqnr_db'], '.1f')} | {r['harm_points']:+.2f} pt |"
+                  for r in int8_entry["layers"]]
     if profiles:
         lines += ["", "## Where ONNX Runtime spends its time", "",
                   "Per-node medians from ONNX Runtime's profiler (batch 1, 1 thread, after its graph optimizations; "
@@ -394,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out / "results.json", {**report.to_dict(), "cold_start": cold, "targets": targets,
                                            "onnx_node_profile_us": profiles, "tflite_int8_blocks_s": blocks,
                                            "load_average": {"start": load_start, "end": load_end}})
-    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles, blocks)
+    path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles, blocks,
+                         listed.get("tflite-int8"))
     print(report.table())
     for t in targets:
         print(f"{'PASS' if t['passed'] else 'MISS'}  {t['target']}: {_x(t['measured'])} (goal {t['goal']})")

@@ -14,7 +14,7 @@ import click
 
 from . import tfquiet
 from .errors import EdgecnnError, first_line
-from .export import ALL as ALL_FORMATS, FORMATS as EXPORT_FORMATS  # light: the converters import TensorFlow lazily
+from .export import ALL as ALL_FORMATS, DEFAULT_MAX_ACCURACY_DROP, FORMATS as EXPORT_FORMATS  # light: TF lazily
 from .runtime.base import MAX_THREADS  # light: numpy only
 
 PathArg = click.Path(path_type=Path)
@@ -138,9 +138,14 @@ def summary(model_path, out, unsafe) -> None:
 @click.option("--batch", type=int, default=None,
               help="1: a static batch-1 signature, for runtimes that cannot resize (LiteRT.js, microcontrollers, "
                    "some NPUs).  [default: a dynamic batch]")
-def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe, batch) -> None:
-    """Export a Keras model to TFLite (fp32, fp16, dynamic, int8), ONNX (fp32, int8) and ORT Mobile (fp32, int8),
-    described by manifest.json."""
+@click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
+              help="tflite-int8: points of validation accuracy int8 may lose; layers stay float until it holds "
+                   "(exit 1 when no mix does).")
+@click.option("--all-int8", is_flag=True, help="tflite-int8: quantize every layer, no measurement.")
+def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe, batch,
+           max_accuracy_drop, all_int8) -> None:
+    """Export a Keras model to TFLite (fp32, fp16, dynamic, int8, int16x8), ONNX (fp32, int8) and ORT Mobile
+    (fp32, int8), described by manifest.json."""
     from .export import export_model, resolve_formats
 
     count = len(resolve_formats(formats or (ALL_FORMATS,)))
@@ -157,11 +162,49 @@ def export(model_path, formats, out, calibration_samples, calibration_data, opse
 
     result = export_model(model_path, formats or (ALL_FORMATS,), out, calibration_samples=calibration_samples,
                           calibration_data=calibration_data, opset=opset, data_dir=data_dir, unsafe=unsafe,
-                          batch=batch, on_progress=progress)
+                          batch=batch, max_accuracy_drop=None if all_int8 else max_accuracy_drop,
+                          on_progress=progress)
     click.echo(result.table())
     click.echo(f"manifest -> {result.manifest_path}")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    if result.missed_budgets:
+        from .errors import EXIT_FAILED
+
+        for line in result.missed_budgets:
+            click.echo(f"FAIL {line}", err=True)
+        raise SystemExit(EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--model", "model_path", type=PathArg, default=None,
+              help="Keras model to explain (default: models/fashion-cnn/model.keras).")
+@click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
+              help="Points of validation accuracy int8 may lose (the choice the table proposes).")
+@click.option("--calibration-samples", type=int, default=500, show_default=True)
+@click.option("--calibration-data", type=PathArg, default=None, help=".npz with images 'x' and labels 'y'.")
+@click.option("--no-latency", is_flag=True, help="Skip timing each layer (faster; no latency columns or reasons).")
+@click.option("--json", "json_path", type=PathArg, default=None, help="Also write the table to this JSON file.")
+@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
+@click.option("--unsafe", is_flag=True, help="Allow Lambda layers (only for files you trust).")
+def explain(model_path, max_accuracy_drop, calibration_samples, calibration_data, no_latency, json_path, data_dir,
+            unsafe) -> None:
+    """Per-layer int8 diagnosis (TFLite): each layer's error, latency and weights, worst first, and the
+    precision mixed precision gives it. Exit 1 when no mix meets the accuracy budget."""
+    from .bundle.files import MODEL_FILE, default_bundle
+    from .errors import EXIT_FAILED
+    from .fileio import write_json
+    from .quantize.diagnosis import explain_json, explain_model, explain_table
+
+    choice, validation = explain_model(model_path or default_bundle() / MODEL_FILE,
+                                       max_accuracy_drop=max_accuracy_drop, calibration_samples=calibration_samples,
+                                       calibration_data=calibration_data, data_dir=data_dir,
+                                       measure_latency=not no_latency, unsafe=unsafe)
+    click.echo(explain_table(choice))
+    if json_path is not None:
+        write_json(json_path, explain_json(choice, validation))
+    if not choice.met:
+        raise SystemExit(EXIT_FAILED)
 
 
 @cli.command()

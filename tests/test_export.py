@@ -1,4 +1,4 @@
-"""`edgecnn export`: the eight files and the manifest, their contents, atomicity and bad input."""
+"""`edgecnn export`: the files of every format and the manifest, their contents, atomicity and bad input."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +20,7 @@ from .conftest import assert_one_line_error, needs_real_data, run_cli
 
 EXPECTED_FILES = {"tflite": "model_fp32.tflite", "tflite-fp16": "model_fp16.tflite",
                   "tflite-dynamic": "model_dynamic.tflite", "tflite-int8": "model_int8.tflite",
+                  "tflite-int16x8": "model_int16x8.tflite",
                   "onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx",
                   "onnx-ort": "model_fp32.ort", "onnx-ort-int8": "model_int8.ort"}
 OTHER_SHAPE, OTHER_CLASSES = (32, 32, 3), 5
@@ -109,7 +110,7 @@ def test_registry_names_files_and_all():
 
 
 @needs_real_data
-def test_writes_eight_files_and_a_manifest_that_describes_them(bundle):
+def test_writes_every_format_and_a_manifest_that_describes_them(bundle):
     folder, result = bundle
     manifest = read_manifest(folder)
     source_sha = sha256_file(folder / MODEL_FILE)
@@ -135,7 +136,7 @@ def test_writes_eight_files_and_a_manifest_that_describes_them(bundle):
         "quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8", "per_channel": True,
         "calibrate_method": "MinMax", "float_stem": True,
         "float_nodes": manifest["exports"]["onnx-int8"]["quantization"]["float_nodes"]}
-    for name in ("tflite-int8", "onnx-int8"):
+    for name in ("tflite-int8", "tflite-int16x8", "onnx-int8"):
         assert manifest["exports"][name]["calibration"]["images"] == 500
 
 
@@ -175,17 +176,44 @@ def test_onnx_passes_checker_with_named_dynamic_batch_and_metadata(bundle):
 
 
 @needs_real_data
-def test_tflite_int8_takes_and_returns_int8(bundle):
+def test_tflite_int8_records_its_layer_choice_and_its_tensors(bundle):
+    """Mixed precision: float input and output when a layer stays float, else int8 in and out (full integer)."""
     from ai_edge_litert.interpreter import Interpreter
 
     folder, _ = bundle
     interpreter = Interpreter(model_path=str(folder / "model_int8.tflite"))
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    assert inp["dtype"] == np.int8 and out["dtype"] == np.int8
     entry = read_manifest(folder)["exports"]["tflite-int8"]
+    layers, mixed = entry["layers"], entry["mixed_precision"]
+    assert [layer["name"] for layer in layers] == ["conv2d", "conv2d_1", "dense", "dense_1"]
+    assert all(layer["reason"] in ("error", "latency", "budget") for layer in layers)
+    assert mixed["met"] and mixed["max_accuracy_drop_points"] == 0.5 and "not among the calibration" in mixed["validation_source"]
+    io = np.float32 if any(layer["precision"] == "float32" for layer in layers) else np.int8
+    assert inp["dtype"] == io and out["dtype"] == io
+    assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == np.dtype(io).name
+    if io is np.float32:
+        return
     assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "int8"
     assert entry["inputs"][0]["quantization"]["scale"] == pytest.approx(inp["quantization"][0])
     assert entry["inputs"][0]["quantization"]["zero_point"] == inp["quantization"][1]
+
+
+@needs_real_data
+def test_tflite_int16x8_keeps_16_bit_activations_and_predicts_through_the_predictor(bundle):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecnn.datasets import load_dataset
+    from edgecnn.runtime import Predictor
+
+    folder, _ = bundle
+    path = folder / "model_int16x8.tflite"
+    dtypes = {np.dtype(t["dtype"]) for t in Interpreter(model_path=str(path)).get_tensor_details()}
+    assert np.dtype(np.int16) in dtypes and np.dtype(np.int8) in dtypes  # int16 activations, int8 weights
+    predictor = Predictor.load(path)
+    assert predictor.precision == "int16x8"
+    keras = np.load(folder / REFERENCE_PROBS_FILE)[:200]
+    probs = predictor.predict(load_dataset().x_test[:200])
+    assert (probs.argmax(1) == keras.argmax(1)).mean() >= 0.99
 
 
 @needs_real_data
@@ -197,7 +225,7 @@ def test_exports_predict_like_keras_on_a_batch(bundle):
     folder, _ = bundle
     x = to_model_input(load_dataset().x_test[:300], (28, 28, 1))
     keras = np.load(folder / REFERENCE_PROBS_FILE)[:300]
-    tolerance = {"float32": 1e-4, "float16": 1e-2, "dynamic": 0.1, "int8": 0.2}
+    tolerance = {"float32": 1e-4, "float16": 1e-2, "dynamic": 0.1, "int8": 0.2, "int16x8": 0.05}
     for name, file in EXPECTED_FILES.items():
         probs = run_export(folder / file, x)
         assert probs.shape == keras.shape, name

@@ -245,3 +245,20 @@ def test_readme_figures_refuse_a_missing_block_or_result(tmp_path):
     assert_one_line_error(run_cli("report", folder, "--readme", readme), "bench.json not found", "edgecnn bench",
                           code=2)
     assert readme.read_text() == f"{START}\n{END}\n"
+
+
+def test_mixed_precision_exports_show_their_layer_choice(tmp_path):
+    folder = make_fake_bundle(tmp_path / "b")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["exports"]["tflite-int8"]["layers"] = [
+        {"name": "conv2d", "op": "CONV_2D", "precision": "float32", "reason": "latency", "sqnr_db": 39.6,
+         "harm_points": -0.15},
+        {"name": "dense", "op": "FULLY_CONNECTED", "precision": "int8", "reason": "budget", "sqnr_db": 43.6,
+         "harm_points": 0.05}]
+    manifest["exports"]["tflite-int8"]["mixed_precision"] = {
+        "max_accuracy_drop_points": 0.5, "validation_images": 2000, "validation_source": "2000 held-out images",
+        "float_accuracy": 0.93, "all_int8_accuracy": 0.9265, "accuracy": 0.926, "met": True}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    page = write_report(folder).read_text("utf-8")
+    assert "tflite-int8: precision per layer" in page and "latency" in page and "2000 held-out images" in page
+    assert "precision per layer" not in write_report(make_fake_bundle(tmp_path / "plain")).read_text("utf-8")

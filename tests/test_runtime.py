@@ -161,6 +161,28 @@ def test_prepare_and_run_native_are_the_raw_path(models, images):
     assert predictor.runtime.input_quant is not None and predictor.runtime.output_quant is not None
 
 
+@pytest.mark.parametrize("kind", EXPORTS)
+def test_float_fast_path_equals_the_checked_general_path(models, images, kind):
+    """float32 batches of the model's shape take a one-pass check; the result is the general path's, bit for bit."""
+    predictor = Predictor.load(models[kind])
+    floats = images[:6].astype(np.float32) / np.float32(255.0)
+    floats[0, 0, :4] = [0.0, 1.0, np.nextafter(np.float32(1), np.float32(0)), np.float32(1e-38)]  # the edges
+    general = predictor.runtime.run_native(predictor._to_native(to_model_input(floats, (28, 28, 1))))
+    assert np.array_equal(predictor._from_floats(floats), predictor._to_native(to_model_input(floats, (28, 28, 1))))
+    assert np.array_equal(predictor.predict(floats), predictor.predict(floats.astype(np.float64)))  # general path
+    assert predictor.runtime.run_native(predictor._from_floats(floats)).tobytes() == general.tobytes()
+    negative_zero = floats.copy()
+    negative_zero[0, 0, 0] = -0.0  # refused by the bit check, accepted by the general path
+    assert predictor._from_floats(negative_zero) is None
+    assert np.array_equal(predictor.predict(negative_zero), predictor.predict(floats))
+    for bad in (np.inf, -np.inf, np.nan, -1e-30, 1.0000001):
+        wrong = floats.copy()
+        wrong[1, 5, 5] = bad
+        assert predictor._from_floats(wrong) is None, bad
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            predictor.predict(wrong)
+
+
 def test_classify_ranks_labels(models, images):
     predictor = Predictor.load(models["onnx"])
     probs = predictor.predict(images[:4])

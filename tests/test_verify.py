@@ -60,6 +60,8 @@ def test_compare_probs_counts_flips_and_diffs():
     ("dynamic", 0.0, 0.984, 0.0, ["agreement"]),
     ("int8", 0.5, 0.99, -1.01, ["accuracy drop"]),
     ("int8", 0.5, 0.99, +3.0, []),
+    ("int16x8", 0.5, 0.995, -0.3, []),
+    ("int16x8", 0.5, 0.994, -0.31, ["agreement", "accuracy drop"]),
 ])
 def test_default_gates(precision, diff, agreement, delta, failed):
     messages = thresholds_for(precision).check(max_abs_diff=diff, agreement=agreement, accuracy_delta_points=delta)
@@ -157,7 +159,7 @@ def exported(tmp_path_factory) -> Path:
     good = train(TrainConfig(out=root / "good", limit=3000, epochs=2)).model_path
     export_model(good)
     other = train(TrainConfig(out=root / "other", limit=3000, epochs=2, seed=7)).model_path
-    export_model(other, formats=("tflite-int8", "onnx"))
+    export_model(other, formats=("tflite-int8", "tflite-int16x8", "onnx"))
     model = load_model(good)
     rng = np.random.default_rng(0)
     model.set_weights([w * (1 + 0.01 * rng.standard_normal(w.shape)) for w in model.get_weights()])  # 1% noise
@@ -188,7 +190,7 @@ def invoke(*args) -> subprocess.CompletedProcess:
 
 
 def table_rows(stdout: str) -> dict[str, str]:
-    keys = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "onnx", "onnx-int8", "onnx-ort", "onnx-ort-int8")
+    keys = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "onnx", "onnx-int8", "onnx-ort", "onnx-ort-int8")
     return {line.split()[0]: line for line in stdout.splitlines() if line.split()[:1] and line.split()[0] in keys}
 
 
@@ -200,9 +202,9 @@ def test_correct_bundle_passes_and_results_are_stored(exported, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"reference: Keras model {bundle / 'model.keras'}")
     rows = table_rows(proc.stdout)
-    assert len(rows) == 8 and all(row.endswith("PASS") for row in rows.values()), proc.stdout
+    assert len(rows) == 9 and all(row.endswith("PASS") for row in rows.values()), proc.stdout
     assert "cross-runtime tflite vs onnx: agreement 100.00%" in proc.stdout
-    assert lines[-1].startswith("PASS: all 8 exports") and str(bundle / "verify.json") in lines[-1]
+    assert lines[-1].startswith("PASS: all 9 exports") and str(bundle / "verify.json") in lines[-1]
     assert not any(noise in proc.stderr for noise in ("oneDNN", "absl", "Traceback", "WARNING"))
 
     saved = json.loads((bundle / "verify.json").read_text())
@@ -222,7 +224,8 @@ def test_correct_bundle_passes_and_results_are_stored(exported, tmp_path):
 
 
 @needs_real_data
-@pytest.mark.parametrize("case", ["weights perturbed", "another seed's model", "a file from another bundle"])
+@pytest.mark.parametrize("case", ["weights perturbed", "another seed's model", "another seed's int16x8",
+                                  "a file from another bundle"])
 def test_gate_fails_on_a_wrong_export(exported, tmp_path, case):
     bundle = copy_bundle(exported, "good", tmp_path)
     if case == "weights perturbed":  # 1% multiplicative noise on every weight: the float32 gate catches it
@@ -230,6 +233,9 @@ def test_gate_fails_on_a_wrong_export(exported, tmp_path, case):
     elif case == "another seed's model":  # even the loosest gate (int8) catches a different training run
         swapped = swap_in(bundle, "tflite-int8", exported / "other" / "model_int8.tflite")
         args, key, why = [swapped], "tflite-int8", "agreement"
+    elif case == "another seed's int16x8":  # the int16x8 gate is its own, and it fails a wrong file too
+        swapped = swap_in(bundle, "tflite-int16x8", exported / "other" / "model_int16x8.tflite")
+        args, key, why = [swapped], "tflite-int16x8", "agreement"
     else:  # an export of another bundle, verified against this bundle's model
         other = copy_bundle(exported, "other", tmp_path)
         args, key, why = [other / "model_fp32.onnx", "--reference", bundle / "model.keras"], "onnx", "agreement"
@@ -265,7 +271,7 @@ def test_without_tensorflow_verifies_from_saved_reference_probs(exported, tmp_pa
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"reference: {bundle / 'reference_probs.npy'} saved at export time "
                                   "(TensorFlow not installed)")
-    assert len(table_rows(proc.stdout)) == 8 and proc.stdout.splitlines()[-1].startswith("PASS: all 8")
+    assert len(table_rows(proc.stdout)) == 9 and proc.stdout.splitlines()[-1].startswith("PASS: all 9")
     assert "  tflite: GPU delegate: not checked: needs TensorFlow" in proc.stdout  # the other mobile checks ran
     assert "  tflite: XNNPACK: " in proc.stdout and "  onnx: NNAPI: " in proc.stdout
     assert json.loads((bundle / "verify.json").read_text())["reference"]["kind"] == "reference_probs.npy"

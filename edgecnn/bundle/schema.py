@@ -141,6 +141,31 @@ class VerifyStamp:
 
 
 @dataclass(frozen=True)
+class LayerPrecision:
+    """One layer of a mixed-precision export: the precision it runs in and why."""
+
+    name: str
+    op: str
+    precision: str  # "int8" | "float32" | "int16x8"
+    reason: str  # "error" (kept float: the worst harm), "latency" (int8 kernel slower), "budget" (the drop allows it)
+    sqnr_db: float | None = None
+    harm_points: float | None = None
+
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """How the layer precisions of an export were chosen: the accuracy budget and what it reached."""
+
+    max_accuracy_drop_points: float
+    validation_images: int
+    validation_source: str
+    float_accuracy: float
+    all_int8_accuracy: float
+    accuracy: float
+    met: bool
+
+
+@dataclass(frozen=True)
 class ExportRecord:
     """One exported file, as the exporter described it."""
 
@@ -152,6 +177,8 @@ class ExportRecord:
     bytes: int | None = None
     source_sha256: str | None = None
     verify: VerifyStamp | None = None
+    layers: list[LayerPrecision] | None = None
+    mixed_precision: MixedPrecision | None = None
 
 
 @dataclass(frozen=True)

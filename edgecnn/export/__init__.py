@@ -25,6 +25,7 @@ from ..fileio import atomic_path, ensure_writable_dir, format_bytes, sha256_file
 from . import onnx as onnx_export
 from . import ort
 from . import tflite
+from ..quantize.mixed import DEFAULT_MAX_ACCURACY_DROP
 from .entry import export_entry, set_model, stale_exports
 from .source import ExportSource, ImageSets, load_images
 
@@ -36,7 +37,7 @@ class ExportFormat:
     name: str
     file: str
     runtime: str  # "litert" | "onnxruntime"
-    precision: str  # "float32" | "float16" | "dynamic" | "int8"
+    precision: str  # "float32" | "float16" | "dynamic" | "int8" | "int16x8"
     func: Callable[[ExportSource, Path], dict]
 
 
@@ -47,6 +48,7 @@ FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("tflite-fp16", "model_fp16.tflite", "litert", "float16", tflite.export_float16),
     ExportFormat("tflite-dynamic", "model_dynamic.tflite", "litert", "dynamic", tflite.export_dynamic),
     ExportFormat("tflite-int8", "model_int8.tflite", "litert", "int8", tflite.export_int8),
+    ExportFormat("tflite-int16x8", "model_int16x8.tflite", "litert", "int16x8", tflite.export_int16x8),
     ExportFormat("onnx", "model_fp32.onnx", "onnxruntime", "float32", onnx_export.export_float32),
     ExportFormat("onnx-int8", "model_int8.onnx", "onnxruntime", "int8", onnx_export.export_int8),
     ExportFormat("onnx-ort", "model_fp32.ort", "onnxruntime", "float32", ort.export_float32),
@@ -72,6 +74,8 @@ class ExportResult:
     manifest_path: Path
     reference: Path | None = None
     notes: list[str] = field(default_factory=list)
+    #: One line per int8 export whose accuracy budget no layer mix met (the command then exits 1).
+    missed_budgets: list[str] = field(default_factory=list)
 
     def table(self) -> str:
         """One row per written file: format, file, size and seconds it took."""
@@ -93,6 +97,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
                  out: str | os.PathLike | None = None, *, calibration_samples: int = 500,
                  calibration_data: str | os.PathLike | None = None, opset: int = 17,
                  data_dir: str | os.PathLike | None = None, unsafe: bool = False, batch: int | None = None,
+                 max_accuracy_drop: float | None = DEFAULT_MAX_ACCURACY_DROP,
                  on_progress: Callable[[str, str], None] | None = None) -> ExportResult:
     """Write the requested exports of a ``.keras`` model to ``out`` (default: the model's folder).
 
@@ -100,7 +105,10 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     ``reference_labels.npy``) so exports can be verified without TensorFlow.
     ``batch=1`` writes a static batch-1 signature (LiteRT.js, microcontrollers, NPUs that cannot resize);
     the default is a dynamic batch. ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
-    ``"reference"`` and for each format.
+    ``"reference"`` and for each format. ``max_accuracy_drop`` (points of
+    validation accuracy) makes int8 exports keep the layers float that it takes
+    (see :mod:`edgecnn.quantize`); None quantizes every layer. A budget that
+    no mix meets still writes the best mix and lists it in ``missed_budgets``.
     """
     from ..model import load_model, model_io
 
@@ -115,7 +123,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     model_path = Path(model_path) if model_path is not None else default_bundle() / MODEL_FILE
     model = load_model(model_path, unsafe=unsafe)
     input_shape, classes = model_io(model)
-    calibrated = any(fmt.precision == "int8" for fmt in chosen)
+    calibrated = any(fmt.precision in ("int8", "int16x8") for fmt in chosen)
     notes: list[str] = []
     try:
         images = load_images(input_shape, classes, calibration_data=calibration_data, data_dir=data_dir)
@@ -124,8 +132,11 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
             raise
         images = ImageSets(None, None)
         notes.append(f"reference probabilities not saved: {exc}")
+    if max_accuracy_drop is not None and not max_accuracy_drop >= 0:
+        raise EdgecnnError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
     source = ExportSource(model, model_path, sha256_file(model_path), input_shape, classes, images,
-                          calibration_samples=calibration_samples, opset=opset, batch=batch)
+                          calibration_samples=calibration_samples, opset=opset, batch=batch,
+                          max_accuracy_drop=max_accuracy_drop)
     if calibrated:
         source.calibration()  # fail now, before any file is written, if there are no calibration images
     folder = ensure_writable_dir(out if out is not None else model_path.parent)
@@ -141,6 +152,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     manifest = update_manifest(folder, lambda m: set_model(m, source, folder, reference))
 
     entries: list[ExportEntry] = []
+    missed: list[str] = []
     for fmt in chosen:
         progress(fmt.name, "start")
         entry = _export_one(fmt, source, folder, written=[e.format for e in entries])
@@ -150,6 +162,11 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
 
         manifest = update_manifest(folder, record)
         entries.append(ExportEntry(fmt.name, folder / fmt.file, entry["bytes"], entry["seconds"], entry["sha256"]))
+        mixed = entry.get("mixed_precision")
+        if mixed is not None and not mixed["met"]:
+            missed.append(f"{fmt.name}: validation accuracy drop {100 * (mixed['float_accuracy'] - mixed['accuracy']):.2f} "
+                          f"points > budget {mixed['max_accuracy_drop_points']:g} with every layer that helps kept "
+                          "float (best mix written)")
         progress(fmt.name, "done")
 
     if any(e.file.suffix == ".ort" for e in entries):
@@ -158,7 +175,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     if stale:
         notes.append(f"manifest keeps exports made from another model file: {', '.join(stale)} "
                      "(re-export them, e.g. --format all)")
-    return ExportResult(entries, folder / MANIFEST_FILE, folder / REFERENCE_PROBS_FILE if reference else None, notes)
+    return ExportResult(entries, folder / MANIFEST_FILE, folder / REFERENCE_PROBS_FILE if reference else None, notes,
+                        missed)
 
 
 def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: list[str]) -> dict:

@@ -14,13 +14,16 @@ from typing import Any
 import numpy as np
 
 from .. import tfquiet
-from ..datasets import CLASS_NAMES, INPUT_SHAPE, calibration_images, load_dataset
+from ..datasets import CLASS_NAMES, INPUT_SHAPE, load_dataset
+from ..datasets.splits import calibration_indices, held_out_indices
 from ..preprocess import DEFAULT_PREPROCESSING, to_model_input
 from ..errors import EdgecnnError
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
 CALIBRATION_SEED = 0
+#: Validation images for choosing mixed precision (the rest of the calibration pool, at most this many).
+VALIDATION_IMAGES = 2000
 
 
 @dataclass
@@ -30,6 +33,8 @@ class ImageSets:
     calibration: np.ndarray | None
     calibration_source: str | None
     x_test: np.ndarray | None = None
+    #: Labels of the calibration pool: its images not drawn for calibration are the validation split.
+    calibration_labels: np.ndarray | None = None
     y_test: np.ndarray | None = None
     test_source: str | None = None
     class_names: list[str] | None = None
@@ -48,6 +53,9 @@ class ExportSource:
     calibration_samples: int = 500
     opset: int = 17
     batch: int | None = None  # None: a dynamic batch; 1: a static batch-1 signature for runtimes that cannot resize
+    #: Points of validation accuracy int8 may lose: mixed precision keeps layers float to stay within it
+    #: (None: every layer int8, as the converter does on its own).
+    max_accuracy_drop: float | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -74,9 +82,32 @@ class ExportSource:
                     f"model {self.model_path} takes {self.input_shape} images with {self.classes} classes, not "
                     f"Fashion-MNIST's {INPUT_SHAPE} with {len(CLASS_NAMES)}: int8 export needs calibration images; "
                     "pass --calibration-data FILE.npz (array 'x' or 'x_train')")
-            raw = calibration_images(self.images.calibration, self.calibration_samples, seed=CALIBRATION_SEED)
-            self.cache["calibration"] = to_model_input(raw, self.input_shape)
+            pick = calibration_indices(len(self.images.calibration), self.calibration_samples, seed=CALIBRATION_SEED)
+            self.cache["calibration"] = to_model_input(self.images.calibration[pick], self.input_shape)
         return self.cache["calibration"]
+
+    def validation(self) -> tuple[np.ndarray, np.ndarray]:
+        """Labelled images that are neither calibration nor test images: float32 model input and labels.
+
+        The test set stays untouched for verify; an accuracy budget met on
+        these images is then checked independently there.
+        """
+        pool, labels = self.images.calibration, self.images.calibration_labels
+        if labels is None:
+            raise EdgecnnError(f"choosing mixed precision for {self.model_path} needs labelled validation images: "
+                               "pass --calibration-data FILE.npz with labels 'y' (or 'y_train') beside 'x'")
+        picked = calibration_indices(len(pool), self.calibration_samples, seed=CALIBRATION_SEED)
+        rest = held_out_indices(len(pool), picked, VALIDATION_IMAGES)
+        if len(rest) == 0:
+            raise EdgecnnError(f"all {len(pool)} images of {self.images.calibration_source} calibrate the model: "
+                               "none is left for validation (lower --calibration-samples)")
+        return to_model_input(pool[rest], self.input_shape), np.asarray(labels[rest], dtype=np.int64)
+
+    def validation_source(self) -> str:
+        pool = self.images.calibration
+        n = len(held_out_indices(len(pool), calibration_indices(len(pool), self.calibration_samples,
+                                                                  seed=CALIBRATION_SEED), VALIDATION_IMAGES))
+        return f"{n} of {self.images.calibration_source}, not among the calibration images"
 
     def calibration_info(self) -> dict:
         return {"images": int(len(self.calibration())), "seed": CALIBRATION_SEED, "source": self.images.calibration_source}
@@ -106,6 +137,7 @@ def load_images(input_shape: tuple[int, ...], classes: int, *, calibration_data:
         data = load_dataset(data_dir)
         if sets.calibration is None:
             sets.calibration, sets.calibration_source = data.x_train, f"Fashion-MNIST training images ({data.source})"
+            sets.calibration_labels = data.y_train
         if sets.x_test is None:
             sets.x_test, sets.y_test, sets.test_source = data.x_test, data.y_test, f"Fashion-MNIST test set ({data.source})"
     return sets
@@ -136,6 +168,13 @@ def read_calibration_npz(path: str | os.PathLike, input_shape: tuple[int, ...], 
         raise EdgecnnError(f"calibration data {path} has no array 'x' or 'x_train' (found: {', '.join(arrays) or 'none'})")
     _check_images(arrays[key], input_shape, f"{path}: array '{key}'")
     sets = ImageSets(arrays[key], f"{path} ('{key}')")
+    label_key = {"x": "y", "x_train": "y_train"}[key]
+    if label_key in arrays:
+        labels = arrays[label_key]
+        if labels.ndim != 1 or len(labels) != len(arrays[key]) or not np.issubdtype(labels.dtype, np.integer) \
+                or (labels.size and (labels.min() < 0 or labels.max() >= classes)):
+            raise EdgecnnError(f"{path}: '{label_key}' must be {len(arrays[key])} integer labels in 0..{classes - 1}")
+        sets.calibration_labels = labels
     if ("x_test" in arrays) != ("y_test" in arrays):
         raise EdgecnnError(f"calibration data {path} must hold both 'x_test' and 'y_test' or neither")
     if "x_test" in arrays:

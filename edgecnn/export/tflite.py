@@ -18,17 +18,32 @@ if TYPE_CHECKING:
     from .source import ExportSource
 
 
-def _convert(source: ExportSource, path: Path, configure: Callable | None = None) -> dict:
+def converter(source: ExportSource, configure: Callable | None = None):
+    """A TFLite converter of the source's serving function, configured by ``configure(tf, converter)``."""
     tf = tfquiet.tensorflow()
     serve = source.serving_function()
     holder = tf.Module()
     holder.weights = [variable.value for variable in source.model.variables]
     with tfquiet.quiet(stdout=True):
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
-        if configure is not None:
-            configure(tf, converter)
-        path.write_bytes(converter.convert())
+        made = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
+    if configure is not None:
+        configure(tf, made)
+    return made
+
+
+def _convert(source: ExportSource, path: Path, configure: Callable | None = None) -> dict:
+    made = converter(source, configure)
+    with tfquiet.quiet(stdout=True):
+        path.write_bytes(made.convert())
     return describe(path)
+
+
+def representative(images: np.ndarray) -> Callable:
+    """The converter's representative dataset: one image per sample, in order (calibration is deterministic)."""
+    def samples():
+        for i in range(len(images)):
+            yield [images[i:i + 1]]
+    return samples
 
 
 def export_float32(source: ExportSource, path: Path) -> dict:
@@ -50,19 +65,50 @@ def export_dynamic(source: ExportSource, path: Path) -> dict:
 
 
 def export_int8(source: ExportSource, path: Path) -> dict:
+    """int8, with the layers mixed precision keeps float (when the source sets an accuracy budget).
+
+    All layers int8: int8 builtins only, int8 input and output tensors. Some
+    layers float: float input and output, quantized between the layers that run int8.
+    """
+    if source.max_accuracy_drop is None:
+        return export_full_int8(source, path)
+    if source.images.calibration_labels is None:
+        return {**export_full_int8(source, path),
+                "note": "every layer int8: no labelled validation images to choose mixed precision on "
+                        "(give --calibration-data a .npz with labels 'y' beside 'x')"}
+    from ..quantize import choose_tflite_int8
+
+    choice = choose_tflite_int8(source, source.max_accuracy_drop)
+    details = export_full_int8(source, path) if not choice.float_layers() else None
+    if details is None:
+        path.write_bytes(choice.model)
+        details = {**describe(path), "calibration": source.calibration_info()}
+    return {**details, **choice.manifest_fields(source.validation_source())}
+
+
+def export_full_int8(source: ExportSource, path: Path) -> dict:
     """Full-integer quantization: int8 builtins only, int8 input and output tensors."""
-    images = source.calibration()
-
-    def representative():
-        for i in range(len(images)):
-            yield [images[i:i + 1]]
-
     def configure(tf, converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
+        converter.representative_dataset = representative(source.calibration())
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+
+    return {**_convert(source, path, configure), "calibration": source.calibration_info()}
+
+
+def export_int16x8(source: ExportSource, path: Path) -> dict:
+    """int16 activations, int8 weights: for models whose activations int8 cannot hold within an accuracy budget.
+
+    Float input and output (quantized inside the file); LiteRT runs it on its
+    reference kernels (XNNPACK has no int16x8), so it is for accuracy, not speed.
+    """
+    def configure(tf, converter):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative(source.calibration())
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
 
     return {**_convert(source, path, configure), "calibration": source.calibration_info()}
 

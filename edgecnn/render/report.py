@@ -152,6 +152,7 @@ def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
     if failures:
         parts.append("<ul class='failures'>" + "".join(f"<li>{e(f)}</li>" for f in failures) + "</ul>")
     parts.append(_gates(bundle))
+    parts.append(_layer_precisions(bundle))
     timed = [r for r in rows if r.p50_ms is not None]
     if timed:
         parts.append(img(charts.latency_png([r.name for r in timed], [r.p50_ms for r in timed],
@@ -184,6 +185,26 @@ def _compatibility(bundle: Bundle) -> str:
     if not rows:
         return ""
     return "<h3>Mobile compatibility</h3>" + table(["model", "checks (from the file, before any device)"], rows)
+
+
+def _layer_precisions(bundle: Bundle) -> str:
+    """Per export chosen by mixed precision: each layer's precision, the reason and its measured error."""
+    parts = []
+    for name, record in (bundle.manifest.exports.items() if bundle.manifest else ()):
+        if not record.layers or record.mixed_precision is None:
+            continue
+        mixed = record.mixed_precision
+        parts.append(f"<h3>{e(name)}: precision per layer</h3>" + table(
+            ["layer", "op", "precision", "reason", "SQNR (dB)", "accuracy recovered in float"],
+            [[layer.name, layer.op, layer.precision, layer.reason, fmt(layer.sqnr_db, ".1f"),
+              fmt(layer.harm_points, "+.2f", " pt")] for layer in record.layers]))
+        parts.append(f"<p class='small'>Chosen on {e(mixed.validation_source)}: float "
+                     f"{mixed.float_accuracy:.2%}, all int8 {mixed.all_int8_accuracy:.2%}, this mix {mixed.accuracy:.2%} "
+                     f"(budget: at most {mixed.max_accuracy_drop_points:g} points below float; "
+                     f"{'met' if mixed.met else 'NOT met'}). Reasons: error = kept float for accuracy, latency = its "
+                     "int8 kernel is slower, budget = int8 within the budget. <code>edgecnn explain</code> "
+                     "gives the full table with latencies.</p>")
+    return "".join(parts)
 
 
 def _throughput(row: ExportRow, batch: int | None) -> str:

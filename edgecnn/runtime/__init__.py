@@ -32,6 +32,9 @@ BACKENDS: dict[str, str] = {
 }
 
 _UINT8 = np.dtype(np.uint8)
+_FLOAT32 = np.dtype(np.float32)
+_MAX = np.maximum.reduce
+_ONE_BITS = np.uint32(np.float32(1.0).view(np.uint32))  # 0x3F800000
 
 __all__ = ["BACKENDS", "Backend", "Prediction", "Predictor", "Quantization", "backend_class"]
 
@@ -71,6 +74,7 @@ class Predictor:
         self._native_shape = (-1, *shape)
         self._input_quant, self._output_quant = runtime.input_quant, runtime.output_quant
         self._native_dtype = runtime.input_dtype
+        self._needs_clip = self._quantized_range_overflows()
         self._from_pixels = self._pixel_converter()
         self._run, self._max_batch = runtime.run_native, runtime.max_batch
         self._output_table = self._output_converter()
@@ -121,13 +125,42 @@ class Predictor:
         return type(x) is np.ndarray and x.dtype is _UINT8 and x.shape[1:] in self._shapes and x.shape[0] > 0
 
     def _to_native(self, x: np.ndarray) -> np.ndarray:
-        """Float [0, 1] in the model's shape -> the model's input dtype (quantized with its own scale)."""
+        """Float [0, 1] in the model's shape -> the model's input dtype (quantized with its own scale).
+
+        In-place steps on one temporary: this runs on every float call, so each
+        extra pass over the batch shows in the Predictor's overhead.
+        """
         quant = self._input_quant
         if quant is None:
-            return x if x.dtype == self._native_dtype else x.astype(self._native_dtype)
+            return x if x.dtype is self._native_dtype else x.astype(self._native_dtype)
+        q = np.divide(x, np.float32(quant.scale))
+        np.rint(q, out=q)
+        q += np.float32(quant.zero_point)
+        if self._needs_clip:
+            info = np.iinfo(self._native_dtype)
+            np.clip(q, info.min, info.max, out=q)
+        return q.astype(self._native_dtype)
+
+    def _quantized_range_overflows(self) -> bool:
+        """Whether [0, 1] quantized with the input's scale leaves its integer range (then values are clipped)."""
+        quant = self._input_quant
+        if quant is None:
+            return False
         info = np.iinfo(self._native_dtype)
-        q = np.rint(x / np.float32(quant.scale)) + np.float32(quant.zero_point)
-        return np.clip(q, info.min, info.max).astype(self._native_dtype)
+        ends = np.rint(np.array([0.0, 1.0], dtype=np.float32) / np.float32(quant.scale)) + np.float32(quant.zero_point)
+        return bool(ends.min() < info.min or ends.max() > info.max)
+
+    def _from_floats(self, x: np.ndarray) -> np.ndarray | None:
+        """float32 [0, 1] batch of the model's shape -> native input, checked in one pass; None when not sure.
+
+        Read as unsigned integers, the float32 bit patterns of 0.0 ... 1.0 are
+        exactly 0 ... 0x3F800000, while negatives (sign bit set), infinities and
+        NaN all lie above: one integer maximum checks range and finiteness
+        together. Only -0.0 is refused wrongly; the general path takes it.
+        """
+        if _MAX(x.view(np.uint32), axis=None) > _ONE_BITS:
+            return None
+        return self._to_native(x).reshape(self._native_shape)
 
     def _pixel_converter(self) -> Callable[[np.ndarray], np.ndarray]:
         """uint8 pixels -> native input for the hot path: the cheapest function equal to the general path.
@@ -165,9 +198,14 @@ class Predictor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities, float32 of shape (N, classes), for a batch of N >= 1 images."""
         step = self._max_batch
-        if type(x) is np.ndarray and x.dtype is _UINT8 and x.shape[1:] in self._shapes and 0 < x.shape[0] <= step:
-            raw = self._run(self._from_pixels(x).reshape(self._native_shape))  # the hot path, inlined: see _is_pixels
-        else:
+        raw = None
+        if type(x) is np.ndarray and x.shape[1:] in self._shapes and 0 < x.shape[0] <= step:
+            if x.dtype is _UINT8:  # the hot paths, inlined: see _is_pixels and _from_floats
+                raw = self._run(self._from_pixels(x).reshape(self._native_shape))
+            elif x.dtype is _FLOAT32:
+                native = self._from_floats(x)
+                raw = None if native is None else self._run(native)
+        if raw is None:
             native = self.prepare(x)
             raw = self._run(native) if len(native) <= step else np.concatenate(
                 [self._run(native[i:i + step]) for i in range(0, len(native), step)])
@@ -175,7 +213,7 @@ class Predictor:
             return self._output_table.take(raw.view(np.uint8))
         quant = self._output_quant
         if quant is None:
-            return raw if raw.dtype == np.float32 else raw.astype(np.float32)
+            return raw if raw.dtype is _FLOAT32 else raw.astype(np.float32)
         return (raw.astype(np.float32) - np.float32(quant.zero_point)) * np.float32(quant.scale)
 
     def rank(self, probabilities: np.ndarray, top_k: int = 1) -> list[list[Prediction]]:

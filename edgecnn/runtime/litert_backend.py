@@ -43,6 +43,7 @@ class LiteRTBackend(Backend):
         try:
             inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
             tensor_dtypes = {np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
+            quantizes = any(op["op_name"] == "QUANTIZE" for op in interpreter._get_ops_details())  # noqa: SLF001
         except ValueError as exc:  # e.g. undecodable tensor names in a damaged file
             raise ModelFileError(f"cannot read the tensors of TFLite model {path} (corrupt?): {exc}") from None
         if len(inputs) != 1 or len(outputs) != 1:
@@ -57,7 +58,7 @@ class LiteRTBackend(Backend):
         self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
         self.input_quant, self.output_quant = _quantization(path, inp), _quantization(path, out)
         self.metadata = {}
-        self.precision = _precision(self.input_dtype, tensor_dtypes)
+        self.precision = _precision(self.input_dtype, tensor_dtypes, quantizes)
         self._input_index, self._output_index = inp["index"], out["index"]
         if int(inp["shape_signature"][0]) == 1:  # a static batch-1 signature (export --batch 1) cannot be resized
             self.max_batch = 1
@@ -109,10 +110,15 @@ def _quantization(path: Path, detail: dict) -> Quantization | None:
     return Quantization(float(scale), int(zero_point))
 
 
-def _precision(input_dtype: np.dtype, dtypes: set[np.dtype]) -> str:
-    """int8 (integer inputs), float16 (float16 weights), dynamic (int8 weights, float inputs) or float32."""
+def _precision(input_dtype: np.dtype, dtypes: set[np.dtype], quantizes: bool) -> str:
+    """int8 (integer inputs, or float inputs quantized inside: mixed precision), int16x8 (16-bit activations),
+    float16 (float16 weights), dynamic (int8 weights, float activations) or float32."""
+    if np.dtype(np.int16) in dtypes:
+        return "int16x8"
     if np.issubdtype(input_dtype, np.integer):
         return "int8" if input_dtype.itemsize == 1 else f"int{8 * input_dtype.itemsize}"
     if np.dtype(np.float16) in dtypes:
         return "float16"
+    if quantizes:
+        return "int8"
     return "dynamic" if np.dtype(np.int8) in dtypes else "float32"

@@ -1,0 +1,63 @@
+"""`edgecnn explain`: the per-layer quantization table of a Keras model, as text and as JSON.
+
+One row per quantizable layer, worst first: SQNR of its int8 output on
+held-out images, the validation accuracy that keeping it float recovers, its
+float32 and int8 latency, its weight bytes, and the precision mixed precision
+gives it with the reason. Imports TensorFlow.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..bench.output import seconds
+from ..fileio import format_bytes
+from .mixed import DEFAULT_MAX_ACCURACY_DROP, MixedChoice, worst_first
+
+
+def explain_model(model_path: str | os.PathLike, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+                  calibration_samples: int = 500, calibration_data: str | os.PathLike | None = None,
+                  data_dir: str | os.PathLike | None = None, measure_latency: bool = True,
+                  unsafe: bool = False) -> tuple[MixedChoice, str]:
+    """Measure every layer of the ``.keras`` model for TFLite int8; the choice and where validation came from."""
+    from ..errors import EdgecnnError
+    from ..export.source import ExportSource, load_images
+    from ..fileio import sha256_file
+    from ..model import load_model, model_io
+    from . import choose_tflite_int8
+
+    if not max_accuracy_drop >= 0:
+        raise EdgecnnError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
+    path = Path(model_path)
+    model = load_model(path, unsafe=unsafe)
+    input_shape, classes = model_io(model)
+    images = load_images(input_shape, classes, calibration_data=calibration_data, data_dir=data_dir)
+    source = ExportSource(model, path, sha256_file(path), input_shape, classes, images,
+                          calibration_samples=calibration_samples)
+    source.calibration()
+    return choose_tflite_int8(source, max_accuracy_drop, measure_latency=measure_latency), source.validation_source()
+
+
+def explain_json(choice: MixedChoice, validation_source: str) -> dict[str, Any]:
+    """Everything measured, worst layer first (the ``--json`` file)."""
+    return {"format": "tflite-int8", "layers": [row.to_dict() for row in worst_first(choice.layers)],
+            **choice.manifest_fields(validation_source)["mixed_precision"], "drop_points": choice.drop_points}
+
+
+def explain_table(choice: MixedChoice) -> str:
+    """The terminal table, worst layer first, and the accuracy it comes to."""
+    head = ["layer", "op", "input", "weights f32", "weights int8", "SQNR dB", "harm pts", "float32", "int8",
+            "int8/f32", "precision", "reason"]
+    rows = [[r.name, r.op, "x".join(map(str, r.input_shape)), format_bytes(r.weight_bytes_float32),
+             format_bytes(r.weight_bytes_int8), f"{r.sqnr_db:.1f}", f"{r.harm_points:+.2f}", seconds(r.float32_s),
+             seconds(r.int8_s), "-" if r.float32_s is None else f"{r.int8_s / r.float32_s:.2f}x", r.precision,
+             r.reason] for r in worst_first(choice.layers)]
+    widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [head, *rows]]
+    lines.insert(1, "-" * len(lines[0]))
+    verdict = "within" if choice.met else "OVER"
+    lines.append(f"validation accuracy ({choice.validation_images} images): float {100 * choice.float_accuracy:.2f}%, "
+                 f"all int8 {100 * choice.all_int8_accuracy:.2f}%, mixed {100 * choice.accuracy:.2f}% "
+                 f"(drop {choice.drop_points:.2f} points, {verdict} the budget of {choice.budget_points:g})")
+    return "\n".join(lines)

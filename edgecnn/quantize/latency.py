@@ -1,0 +1,97 @@
+"""Per-layer latency in float32 and int8: where int8 gains and where it loses.
+
+Each weighted layer of a chain-shaped Keras model (with the weightless layers
+after it: pooling, flatten, dropout) is converted alone to TFLite float32 and
+int8 and timed at batch 1 on 1 thread, the two alternating in blocks in one
+process. A layer with few input channels (the first convolution of an image
+model) can be several times slower in int8 than in float32 under XNNPACK, which
+no whole-model figure shows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import tfquiet
+from ..bench.timing import time_alternating
+
+#: Timed calls per block and precision; alternating blocks of BLOCK calls.
+RUNS, BLOCK, WARMUP = 1000, 50, 100
+
+
+@dataclass(frozen=True)
+class LayerLatency:
+    """p50 of one layer block at batch 1, 1 thread, in seconds."""
+
+    layers: str  # e.g. "Conv2D + MaxPooling2D"
+    input_shape: tuple[int, ...]
+    float32_s: float
+    int8_s: float
+
+    @property
+    def ratio(self) -> float:
+        """int8 / float32: above 1 the int8 kernel is the slower one."""
+        return self.int8_s / self.float32_s
+
+
+def layer_blocks(model: Any) -> list[list[Any]] | None:
+    """The model's layers grouped as weighted layer + the weightless ones after it; None unless Sequential."""
+    if type(model).__name__ != "Sequential":
+        return None
+    blocks: list[list[Any]] = []
+    for layer in model.layers:
+        if layer.weights or not blocks:
+            blocks.append([layer])
+        else:
+            blocks[-1].append(layer)
+    return blocks
+
+
+def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS) -> list[LayerLatency] | None:
+    """Float32 and int8 p50 of each layer block (calibrated on ``images``, float32 model input); None when
+    the model is not a plain stack of layers."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    tf = tfquiet.tensorflow()
+    blocks = layer_blocks(model)
+    if blocks is None:
+        return None
+    x = np.asarray(images, dtype=np.float32)
+    found = []
+    for block in blocks:
+        shape = tuple(x.shape[1:])
+
+        def apply(t, block=block):
+            for layer in block:
+                t = layer(t, training=False)
+            return t
+
+        fn = tf.function(apply, input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
+        calls = []
+        for precision in ("float32", "int8"):
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+            if precision == "int8":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.representative_dataset = lambda x=x: ([x[i:i + 1]] for i in range(len(x)))
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.inference_input_type = converter.inference_output_type = tf.int8
+            with tfquiet.quiet(stdout=True):
+                interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
+                interpreter.allocate_tensors()
+            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+            scale, zero_point = inp["quantization"]
+            feed = x[:1] if not scale else np.clip(np.rint(x[:1] / scale + zero_point), -128, 127).astype(inp["dtype"])
+
+            def call(interpreter=interpreter, inp=inp, out=out, feed=feed):
+                interpreter.set_tensor(inp["index"], feed)
+                interpreter.invoke()
+                return interpreter.get_tensor(out["index"])
+
+            calls.append(call)
+        samples = time_alternating(calls, runs=runs, warmup=WARMUP, block=BLOCK)
+        found.append(LayerLatency(" + ".join(type(layer).__name__ for layer in block), shape,
+                                  float(np.median(samples[0])), float(np.median(samples[1]))))
+        x = np.asarray(apply(x))
+    return found

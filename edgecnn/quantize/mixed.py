@@ -1,0 +1,167 @@
+"""Mixed precision chosen by measurement: which layers stay float, and why.
+
+Start from every layer in int8. A layer whose int8 kernel is measured clearly
+slower than its float one (:data:`SLOWER_IN_INT8`) goes float when that costs no
+accuracy the budget cares about: the validation accuracy does not fall, or the
+drop stays within the budget (a free choice goes to speed; a few images of
+validation noise must not keep a slow kernel) (reason ``latency``). Then, while the drop against the float
+model exceeds the budget, the layer whose float version recovers the most
+accuracy goes float (reason ``error``; ties: the smaller output error, then the
+cheaper float layer, then graph order), so the choice is the same on every run
+with the same inputs. Layers left in int8 carry reason ``budget``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .latency import LayerLatency
+from .tflite_layers import CalibratedTFLite, QuantLayer
+
+#: Points of validation accuracy the int8 model may lose against float by default: half the int8 verify
+#: gate (1.0 point), so that the gap between the validation split and the test set stays inside the gate.
+DEFAULT_MAX_ACCURACY_DROP = 0.5
+#: int8 / float32 latency of a layer above which its int8 kernel counts as slower: a margin over timing noise,
+#: so that a close call never flips the layer choice between runs.
+SLOWER_IN_INT8 = 1.5
+#: Images per interpreter call while evaluating candidates.
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One row of the diagnosis: a layer's error, latency, weights and the precision chosen for it."""
+
+    name: str
+    op: str
+    input_shape: tuple[int, ...]
+    weight_bytes_float32: int
+    weight_bytes_int8: int
+    sqnr_db: float  # int8 output against float on the same input, held-out images (higher is better)
+    harm_points: float  # validation accuracy recovered by keeping only this layer float
+    output_error: float  # mean abs probability change vs float recovered by keeping only this layer float
+    float32_s: float | None
+    int8_s: float | None
+    precision: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "input_shape": list(self.input_shape)}
+
+
+@dataclass
+class MixedChoice:
+    """The chosen model and everything measured on the way."""
+
+    model: bytes
+    layers: list[LayerReport]
+    float_accuracy: float
+    all_int8_accuracy: float
+    accuracy: float
+    budget_points: float
+    validation_images: int
+
+    @property
+    def drop_points(self) -> float:
+        return 100 * (self.float_accuracy - self.accuracy)
+
+    @property
+    def met(self) -> bool:
+        return self.drop_points <= self.budget_points + 1e-9
+
+    def float_layers(self) -> list[str]:
+        return [layer.name for layer in self.layers if layer.precision != "int8"]
+
+    def manifest_fields(self, validation_source: str) -> dict:
+        """The manifest's ``layers`` and ``mixed_precision`` (see edgecnn.bundle.schema)."""
+        return {"layers": [{"name": r.name, "op": r.op, "precision": r.precision, "reason": r.reason,
+                            "sqnr_db": round(r.sqnr_db, 2) if np.isfinite(r.sqnr_db) else None,
+                            "harm_points": round(r.harm_points, 2)}
+                           for r in self.layers],
+                "mixed_precision": {"max_accuracy_drop_points": self.budget_points,
+                                    "validation_images": self.validation_images,
+                                    "validation_source": validation_source, "float_accuracy": self.float_accuracy,
+                                    "all_int8_accuracy": self.all_int8_accuracy, "accuracy": self.accuracy,
+                                    "met": self.met}}
+
+
+class Evaluator:
+    """Validation accuracy and output error of candidate TFLite models, against the float model's probabilities."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, float_probs: np.ndarray) -> None:
+        self.x, self.y, self.float_probs = x, y, float_probs
+        self.float_accuracy = float(np.mean(float_probs.argmax(axis=1) == y))
+
+    def __call__(self, model: bytes) -> tuple[float, float]:
+        """(accuracy, mean abs probability difference from float)."""
+        probs = run_tflite(model, self.x)
+        return float(np.mean(probs.argmax(axis=1) == self.y)), float(np.mean(np.abs(probs - self.float_probs)))
+
+
+def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
+    """Float outputs of a float-input TFLite model (mixed models keep float input and output) on a batch."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model, num_threads=1)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    chunks = []
+    for start in range(0, len(x), EVAL_BATCH):
+        batch = x[start:start + EVAL_BATCH]
+        interpreter.resize_tensor_input(inp["index"], batch.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(inp["index"], batch)
+        interpreter.invoke()
+        chunks.append(interpreter.get_tensor(out["index"]).astype(np.float32))
+    return np.concatenate(chunks)
+
+
+def choose(calibrated: CalibratedTFLite, evaluate: Evaluator, budget_points: float,
+           latencies: Sequence[LayerLatency] | None = None) -> MixedChoice:
+    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured)."""
+    layers = calibrated.layers
+    timed = list(latencies) if latencies is not None and len(latencies) == len(layers) else None
+    sqnr = calibrated.layer_sqnr()
+    base_acc, base_err = evaluate(calibrated.quantize(()))
+    alone = {layer.index: evaluate(calibrated.quantize((layer,))) for layer in layers}
+    reasons: dict[int, str] = {}
+    accuracy, error = base_acc, base_err
+
+    def with_float(extra: QuantLayer) -> tuple[float, float]:
+        chosen = [layer for layer in layers if layer.index in reasons or layer is extra]
+        return alone[extra.index] if len(chosen) == 1 else evaluate(calibrated.quantize(chosen))
+
+    for layer in layers:
+        if timed and timed[layer.index].ratio >= SLOWER_IN_INT8:
+            acc, err = with_float(layer)
+            if acc >= accuracy or evaluate.float_accuracy - acc <= budget_points / 100 + 1e-12:
+                reasons[layer.index], accuracy, error = "latency", acc, err
+    budget = budget_points / 100
+    while evaluate.float_accuracy - accuracy > budget + 1e-12:
+        remaining = [layer for layer in layers if layer.index not in reasons]
+        if not remaining:
+            break
+        scored = [(with_float(layer), layer) for layer in remaining]
+        (accuracy, error), best = max(scored, key=lambda item: (
+            item[0][0], -item[0][1], -(timed[item[1].index].float32_s - timed[item[1].index].int8_s) if timed else 0,
+            -item[1].index))
+        reasons[best.index] = "error"
+    final = calibrated.quantize([layer for layer in layers if layer.index in reasons])
+    accuracy, _ = evaluate(final)
+    rows = [LayerReport(
+        layer.name, layer.op, layer.input_shape, 4 * layer.weight_count, layer.int8_weight_bytes,
+        sqnr[layer.name], 100 * (alone[layer.index][0] - base_acc), base_err - alone[layer.index][1],
+        timed[layer.index].float32_s if timed else None, timed[layer.index].int8_s if timed else None,
+        "float32" if layer.index in reasons else "int8", reasons.get(layer.index, "budget")) for layer in layers]
+    return MixedChoice(final, rows, evaluate.float_accuracy, base_acc, accuracy, budget_points, len(evaluate.y))
+
+
+def worst_first(rows: Sequence[LayerReport]) -> list[LayerReport]:
+    """The diagnosis order: the lowest SQNR first (the layer int8 itself damages most), then the most harm.
+
+    SQNR is measured on each layer's own input, so it points at the layer that
+    ruins a tensor even when keeping that layer float alone recovers little
+    (its consumer still reads the ruined quantized tensor).
+    """
+    return sorted(rows, key=lambda r: (r.sqnr_db, -r.harm_points, -r.output_error))

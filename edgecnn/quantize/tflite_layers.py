@@ -1,0 +1,151 @@
+"""A model calibrated once for TFLite int8, then quantized with any set of layers kept in float.
+
+TensorFlow's QuantizationDebugger calibrates through the converter and keeps
+the calibrated (not yet quantized) model, so each mixed-precision candidate is
+one cheap ``mlir_quantize`` call with ``denylisted_nodes``, not a new
+calibration. A *layer* here is one weighted op (convolution, fully connected)
+with the weightless ops that follow it up to the next weighted op (pooling,
+reshape, softmax): keeping a layer float keeps that whole run float, so the
+activation between two float layers is never quantized.
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+
+from .. import tfquiet
+
+if TYPE_CHECKING:
+    from ..export.source import ExportSource
+
+#: TFLite ops that carry weights: the units of mixed precision.
+WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+#: Ops that only move shapes around; they follow the precision of their layer, not their own.
+_BOOKKEEPING_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK"})
+
+
+@dataclass(frozen=True)
+class QuantLayer:
+    """One weighted op and the weightless ops after it, as the quantized TFLite graph holds them."""
+
+    index: int  # position among the weighted ops, 0 = the first
+    name: str  # short name: the Keras layer when the graph names it, else the op's output tensor
+    op: str  # e.g. CONV_2D
+    nodes: tuple[str, ...]  # output tensor names of its ops (the denylist entries)
+    input_shape: tuple[int, ...]
+    weight_count: int
+    int8_weight_bytes: int  # int8 weights + int32 bias, as stored in the int8 file
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """TF's logs, and the debugger's warnings about its own deprecated interpreter, kept off the user's screen."""
+    with tfquiet.quiet(stdout=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+class CalibratedTFLite:
+    """The source calibrated once; :meth:`quantize` makes the int8 file with any layers kept float."""
+
+    def __init__(self, source: ExportSource, held_out: np.ndarray) -> None:
+        from ..export import tflite  # here, not at the top: edgecnn.export imports this package's budget default
+
+        tf = tfquiet.tensorflow()
+
+        def configure(tf, converter):
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = tflite.representative(source.calibration())
+
+        self._held_out = held_out
+        with _quiet():
+            self.debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=tflite.converter(source, configure), debug_dataset=tflite.representative(held_out))
+        keras_names = [layer.name for layer in getattr(source.model, "layers", ()) if layer.weights]
+        self.layers = _layers(self.quantize(()), keras_names)
+
+    def quantize(self, float_layers) -> bytes:
+        """The quantized model (float input and output) with these :class:`QuantLayer` kept in float."""
+        tf = tfquiet.tensorflow()
+        nodes = sorted(node for layer in float_layers for node in layer.nodes)
+        with _quiet():
+            self.debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes or None)
+            return self.debugger.get_nondebug_quantized_model()
+
+    def layer_sqnr(self) -> dict[str, float]:
+        """Per layer (by name): SQNR in dB of its int8 output against float on the same input, held-out images.
+
+        Per channel, then the median over channels: a per-tensor scale ruined by
+        one huge channel drowns all the others, which a whole-tensor SQNR would
+        hide behind that channel's signal; the median is not thrown by one
+        channel (a logit) whose float values are all near zero.
+        """
+        from ..export import tflite
+
+        tf = tfquiet.tensorflow()
+        with _quiet():
+            self.debugger.options = tf.lite.experimental.QuantizationDebugOptions()
+            instrumented = self.debugger.get_debug_quantized_model()
+            options = tf.lite.experimental.QuantizationDebugOptions(
+                layer_debug_metrics={}, layer_direct_compare_metrics={"nsr": _channel_nsr})
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                quant_debug_model_content=instrumented, debug_dataset=tflite.representative(self._held_out),
+                debug_options=options)
+            debugger.run()
+        by_tensor = {}
+        for key, metrics in debugger.layer_statistics.items():
+            tensor = debugger._get_operand_name_and_index(key)[0]  # noqa: SLF001 (the debugger's own key parsing)
+            by_tensor[tensor] = float(metrics["nsr"])
+        found = {}
+        for layer in self.layers:
+            nsr = by_tensor.get(layer.nodes[0])
+            found[layer.name] = float("nan") if nsr is None else -10.0 * np.log10(max(nsr, 1e-12))
+        return found
+
+
+def _channel_nsr(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int) -> float:
+    """Median over live channels (last axis) of quantization noise power / float signal power."""
+    real = np.asarray(float_values, dtype=np.float64)
+    noise = (quantized.astype(np.float64) - zero_point) * scale - real
+    axes = tuple(range(real.ndim - 1))
+    signal = np.mean(real ** 2, axis=axes)
+    power = np.mean(noise ** 2, axis=axes)
+    live = signal > 0
+    return float(np.median(power[live] / signal[live])) if live.any() else 0.0
+
+
+def _layers(model: bytes, keras_names: list[str]) -> list[QuantLayer]:
+    """The weighted layers of a quantized model, each with the ops it owns, in graph order.
+
+    Named after the Keras layers when the model has one weighted layer per weighted op (graph tensor names
+    carry traced scopes such as ``conv2d_1`` for the layer ``conv2d``, which would mislead).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    layers: list[dict] = []
+    for op in interpreter._get_ops_details():  # noqa: SLF001 (LiteRT's only op listing)
+        outputs = [tensors[i]["name"] for i in op["outputs"] if i >= 0]
+        if op["op_name"] in WEIGHTED_OPS:
+            weights = [tensors[i] for i in op["inputs"][1:] if i >= 0]
+            data = tensors[op["inputs"][0]]
+            layers.append({"op": op["op_name"], "nodes": outputs, "input_shape": tuple(int(d) for d in data["shape"][1:]),
+                           "count": int(sum(np.prod(w["shape"]) for w in weights)),
+                           "bytes": int(sum(np.prod(w["shape"]) * np.dtype(w["dtype"]).itemsize for w in weights))})
+        elif layers and op["op_name"] not in _BOOKKEEPING_OPS:
+            layers[-1]["nodes"].extend(outputs)
+    names = keras_names if len(keras_names) == len(layers) else [_short_name(d["nodes"][0], d["op"], i)
+                                                                  for i, d in enumerate(layers)]
+    return [QuantLayer(i, names[i], d["op"], tuple(d["nodes"]), d["input_shape"],
+                       d["count"], d["bytes"]) for i, d in enumerate(layers)]
+
+
+def _short_name(tensor: str, op: str, index: int) -> str:
+    """``model/conv2d_1/Relu;...`` -> ``conv2d_1``; the op and its position when the name says nothing."""
+    parts = tensor.split(";")[0].split("/")
+    return parts[-2] if len(parts) >= 3 else f"{op.lower()}_{index}"

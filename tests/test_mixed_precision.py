@@ -1,0 +1,242 @@
+"""Mixed precision on a constructed hard case: a model whose float function is intact but whose int8 is ruined.
+
+A tiny CNN is trained here on synthetic images (one noisy template per class,
+so its accuracy means something). One output channel of its first convolution
+is then multiplied by 100 and the matching input weights of the next
+convolution divided by 100: ReLU and max-pooling commute with a positive
+scale, so the float model computes the same function, but that channel now
+sets the per-tensor int8 scale of the activation and drowns the other channels.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecnn.export.source import ExportSource, ImageSets
+
+SCALE = 100.0
+
+
+def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 28x28 images: a fixed smooth template per class plus heavy noise; labels 0..9."""
+    templates = np.random.default_rng(1234).random((10, 7, 7))
+    templates = np.kron(templates, np.ones((4, 4)))  # 28x28 blocks
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n)
+    x = templates[y] * 0.2 + rng.random((n, 28, 28)) * 0.8
+    return np.clip(x * 255, 0, 255).astype(np.uint8), y.astype(np.uint8)
+
+
+def make_hard_case(folder: str | Path) -> tuple[ExportSource, float]:
+    """The rescaled model as an export source (its image pool labelled) and the largest float deviation."""
+    from edgecnn import tfquiet
+    from edgecnn.fileio import sha256_file
+    from edgecnn.preprocess import to_model_input
+
+    keras = tfquiet.keras()
+    keras.utils.set_random_seed(0)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    x, y = synthetic_images(3000, seed=0)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu", name="stem"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(8, 3, activation="relu", name="conv"), keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax", name="head"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    inputs = to_model_input(x, (28, 28, 1))
+    with tfquiet.quiet():
+        model.fit(inputs, y, epochs=5, batch_size=64, verbose=0)
+        before = model.predict(inputs[:500], verbose=0)
+    conv1, conv2 = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    with tfquiet.quiet():
+        activations = keras.Model(model.inputs, conv1.output).predict(inputs[:500], verbose=0)
+    guilty = int(activations.max(axis=(0, 1, 2)).argmax())  # the widest channel: x100 leaves the others least room
+    k1, b1 = conv1.get_weights()
+    k1[..., guilty] *= SCALE
+    b1[guilty] *= SCALE
+    conv1.set_weights([k1, b1])
+    k2, b2 = conv2.get_weights()
+    k2[:, :, guilty, :] /= SCALE
+    conv2.set_weights([k2, b2])
+    with tfquiet.quiet():
+        after = model.predict(inputs[:500], verbose=0)
+    path = folder / "hard.keras"
+    model.save(path)
+    images = ImageSets(x, "synthetic templates", calibration_labels=y)
+    source = ExportSource(model, path, sha256_file(path), (28, 28, 1), 10, images, calibration_samples=200)
+    return source, float(np.abs(after - before).max())
+
+
+@pytest.fixture(scope="module")
+def hard_case(tmp_path_factory):
+    return make_hard_case(tmp_path_factory.mktemp("hard"))
+
+
+@pytest.fixture(scope="module")
+def hard_choice(hard_case):
+    from edgecnn.quantize import choose_tflite_int8
+
+    source, _ = hard_case
+    return choose_tflite_int8(source, 0.3, measure_latency=False)
+
+
+def test_the_rescaled_model_computes_the_same_float_function(hard_case):
+    _, deviation = hard_case
+    assert deviation <= 1e-5
+
+
+def test_plain_int8_loses_and_the_budget_brings_it_back_by_keeping_the_guilty_layer_float(hard_choice):
+    choice = hard_choice
+    assert choice.float_accuracy > 0.5  # the tiny model learned something
+    assert 100 * (choice.float_accuracy - choice.all_int8_accuracy) >= 2.0
+    assert choice.met and choice.drop_points <= 0.3
+    assert "stem" in choice.float_layers()
+    assert {layer.reason for layer in choice.layers if layer.precision == "float32"} == {"error"}
+    assert {layer.reason for layer in choice.layers if layer.precision == "int8"} <= {"budget"}
+
+
+def test_the_diagnosis_ranks_the_guilty_layer_worst(hard_choice):
+    from edgecnn.quantize import worst_first
+
+    rows = worst_first(hard_choice.layers)
+    assert rows[0].name == "stem"
+    assert rows[0].sqnr_db == min(r.sqnr_db for r in rows)
+
+
+def test_the_choice_is_reproducible(hard_case, hard_choice):
+    from edgecnn.quantize import choose_tflite_int8
+
+    again = choose_tflite_int8(hard_case[0], 0.3, measure_latency=False)
+    assert again.float_layers() == hard_choice.float_layers()
+    assert again.model == hard_choice.model
+
+
+class FakeCalibrated:
+    """Layers whose float versions recover known accuracy, without TensorFlow: the greedy logic alone."""
+
+    def __init__(self, gains: dict[str, float]) -> None:
+        from edgecnn.quantize.tflite_layers import QuantLayer
+
+        self.gains = gains
+        self.layers = [QuantLayer(i, name, "CONV_2D", (name,), (4, 4, 1), 10, 14) for i, name in enumerate(gains)]
+
+    def quantize(self, float_layers) -> bytes:
+        return ",".join(sorted(layer.name for layer in float_layers)).encode()
+
+    def layer_sqnr(self) -> dict[str, float]:
+        return {name: 30.0 - 10 * gain for name, gain in self.gains.items()}
+
+
+class FakeEvaluator:
+    float_accuracy = 0.90
+    y = np.zeros(100)
+
+    def __init__(self, calibrated: FakeCalibrated, base: float) -> None:
+        self.calibrated, self.base = calibrated, base
+
+    def __call__(self, model: bytes):
+        names = [n for n in model.decode().split(",") if n]
+        accuracy = min(self.float_accuracy, self.base + sum(self.calibrated.gains[n] for n in names) / 100)
+        return accuracy, 0.0
+
+
+def _latency(ratio: float):
+    from edgecnn.quantize.latency import LayerLatency
+
+    return LayerLatency("Conv2D", (4, 4, 1), 10e-6, ratio * 10e-6)
+
+
+def test_greedy_keeps_the_most_harmful_layers_float_until_the_budget_holds():
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": 0.5, "b": 3.0, "c": 1.0})
+    choice = choose(calibrated, FakeEvaluator(calibrated, 0.86), 0.5)  # 4 points lost in int8
+    assert choice.float_layers() == ["b", "c"] and choice.met  # b recovers most, then c
+    assert [r.reason for r in choice.layers] == ["budget", "error", "error"]
+
+
+def test_a_layer_slower_in_int8_stays_float_when_that_costs_no_accuracy():
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": 0.0, "b": 0.0})
+    slow_first = [_latency(3.0), _latency(0.2)]
+    choice = choose(calibrated, FakeEvaluator(calibrated, 0.90), 0.5, slow_first)
+    assert [(r.precision, r.reason) for r in choice.layers] == [("float32", "latency"), ("int8", "budget")]
+    close_call = [_latency(1.2), _latency(0.2)]  # within the timing margin: not a reason
+    assert choose(calibrated, FakeEvaluator(calibrated, 0.90), 0.5, close_call).float_layers() == []
+
+
+def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": 1.0, "b": 0.5})
+    choice = choose(calibrated, FakeEvaluator(calibrated, 0.80), 0.5)  # all float recovers only 1.5 of 10 points
+    assert not choice.met and choice.float_layers() == ["a", "b"]
+    assert choice.drop_points == pytest.approx(8.5)
+
+
+def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case, tmp_path):
+    """The whole export path: validation split from a labelled .npz, the mix written, parsed back, predicted."""
+    from edgecnn.bundle import load_manifest
+    from edgecnn.export import export_model
+    from edgecnn.runtime import Predictor
+
+    source, _ = hard_case
+    x, y = source.images.calibration, source.images.calibration_labels
+    x_test, y_test = synthetic_images(300, seed=5)
+    npz = tmp_path / "images.npz"
+    np.savez(npz, x=x, y=y, x_test=x_test, y_test=y_test)
+    result = export_model(source.model_path, ["tflite-int8"], tmp_path / "out", calibration_samples=200,
+                          calibration_data=npz, max_accuracy_drop=0.3)
+    assert not result.missed_budgets
+    record = load_manifest(tmp_path / "out").exports["tflite-int8"]
+    assert record.mixed_precision.met and record.mixed_precision.max_accuracy_drop_points == 0.3
+    assert record.mixed_precision.validation_images == 2000  # of 3000, none of the 200 calibration images
+    by_name = {layer.name: layer for layer in record.layers}
+    assert by_name["stem"].precision == "float32" and by_name["stem"].reason in ("error", "latency")
+    predictor = Predictor.load(tmp_path / "out" / "model_int8.tflite")
+    assert predictor.precision == "int8"
+    keras_top1 = source.model.predict(x_test[:100].astype(np.float32)[..., None] / 255, verbose=0).argmax(1)
+    assert (predictor.predict(x_test[:100]).argmax(1) == keras_top1).mean() >= 0.95
+
+
+def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    source, _ = hard_case
+    npz = tmp_path / "images.npz"
+    np.savez(npz, x=source.images.calibration, y=source.images.calibration_labels)
+    args = ["explain", "--model", str(source.model_path), "--calibration-data", str(npz), "--calibration-samples",
+            "200", "--no-latency", "--max-accuracy-drop", "0.3", "--json", str(tmp_path / "explain.json")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["layer", "op", "input"] and lines[2].split()[0] == "stem"
+    assert "within the budget of 0.3" in lines[-1]
+    saved = json.loads((tmp_path / "explain.json").read_text())
+    assert saved["layers"][0]["name"] == "stem" and saved["met"] and saved["drop_points"] <= 0.3
+    assert {"sqnr_db", "harm_points", "float32_s", "int8_s", "weight_bytes_int8", "precision", "reason"} <= set(
+        saved["layers"][0])
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, x=source.images.calibration)
+    result = CliRunner().invoke(cli, ["explain", "--model", str(source.model_path), "--calibration-data",
+                                      str(unlabelled), "--no-latency"])
+    assert result.exit_code == 2 and "labels 'y'" in result.stderr
+
+
+def test_the_quantize_package_imports_on_its_own_without_tensorflow():
+    """Imported before edgecnn.export (no import cycle), and TensorFlow only when a model is measured."""
+    import subprocess
+    import sys
+
+    code = "import sys, edgecnn.quantize.diagnosis; assert 'tensorflow' not in sys.modules"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
