@@ -8,6 +8,9 @@ VPY = $(VENV)/bin/python
 INSTALLED = $(VENV)/.installed
 APT_PACKAGES = dataset-fashion-mnist graphviz chromium chromium-driver python3-venv
 PIP = $(VPY) -m pip install --quiet --disable-pip-version-check
+# pytest-xdist workers; --dist loadfile keeps a test file's module fixtures in one worker
+TEST_WORKERS ?= 2
+PYTEST = $(VPY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
 
 NODE_INSTALLED = node_modules/.installed
 
@@ -46,10 +49,10 @@ demo: setup
 	$(VPY) -m edgecnn pipeline
 
 test: setup
-	$(VPY) -m pytest -q -ra
+	$(PYTEST)
 
 test-fast: $(INSTALLED)
-	$(VPY) -m pytest -q -ra -m "not e2e and not browser"
+	$(PYTEST) -m "not e2e and not browser"
 
 clean-venv:
 	rm -rf $(VENV)

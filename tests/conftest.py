@@ -1,42 +1,55 @@
-"""Shared test helpers: run the CLI in a subprocess, make small IDX datasets."""
+"""Shared fixtures: the tiny trained bundle, the tiny hand-made models, small IDX datasets; the real-data marker.
+
+Plain helpers (running the CLI, hiding optional packages) are in ``helpers.py``
+and re-exported here for the test files that import them from ``conftest``.
+Expensive fixtures are built once per run (shared by pytest-xdist workers) and are
+read-only: copy before changing.
+"""
 from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
+import shutil
+import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
 
 from edgecnn.datasets.fashion_mnist import FILES, SYSTEM_DIR
 
-REPO = Path(__file__).resolve().parent.parent
+from .helpers import REPO, assert_one_line_error, invoke, run_cli  # noqa: F401 - re-exported
+
 REAL_DATA = SYSTEM_DIR if all((SYSTEM_DIR / f).is_file() for f in FILES.values()) else None
-
-needs_real_data = pytest.mark.skipif(REAL_DATA is None, reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-
-
-def run_cli(*args: str, cwd: Path | str | None = None, env: dict | None = None, timeout: float = 600,
-            input: str | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m edgecnn ARGS`` and capture its output as text."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "edgecnn", *map(str, args)], cwd=cwd or REPO, env=full_env,
-                          capture_output=True, text=True, timeout=timeout, input=input)
+_NO_REAL_DATA = "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 
 
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str, code: int | None = None) -> str:
-    """A clean failure: non-zero (or ``code``), an ``error:`` line naming the problem, no traceback."""
-    assert proc.returncode != 0, proc.stdout + proc.stderr
-    if code is not None:
-        assert proc.returncode == code, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, proc.stderr
-    for needle in needles:
-        assert needle in errors[0], (needle, errors[0])
-    return errors[0]
+def needs_real_data(test):
+    """A test that reads the real Fashion-MNIST (70,000 images): e2e, and skipped where it is not installed.
+
+    Fixtures that read it call :func:`require_real_data` instead.
+    """
+    return pytest.mark.e2e(pytest.mark.skipif(REAL_DATA is None, reason=_NO_REAL_DATA)(test))
+
+
+def require_real_data() -> Path:
+    """The real dataset's folder, or skip (for fixtures: a test only gets there when it is e2e)."""
+    if REAL_DATA is None:
+        pytest.skip(_NO_REAL_DATA)
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _never_download():
+    """No test may fall through to Keras's downloader: a missing dataset is a skip, never a download."""
+    def refuse():
+        raise AssertionError("a test tried to download Fashion-MNIST: give it data (tiny_data, idx_dir) "
+                             "or mark it @needs_real_data")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("edgecnn.datasets.fashion_mnist._download_with_keras", refuse)
+        yield
 
 
 def write_idx(path: Path, array: np.ndarray, *, compress: bool = True) -> Path:
@@ -67,40 +80,104 @@ def idx_dir(tmp_path: Path) -> Path:
     return make_idx_dataset(tmp_path / "idx")
 
 
-_SHARED: dict[str, Path] = {}
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """``build(folder)`` once per test run, even across pytest-xdist workers (they share the parent of their
+    base temp folders), so ``-n 2`` does not train the tiny bundle twice. Read-only for tests."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent
+    folder, done = root / name, root / f"{name}.done"
+    from filelock import FileLock
+
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder)
+            done.touch()
+    return folder
 
 
-def shared_bundle(tmp_path_factory) -> Path:
-    """A tiny trained model with every export, its manifest and reference, built once per session.
+def _build_tiny(root: Path) -> None:
+    from edgecnn.export import export_model
+    from edgecnn.train import TrainConfig, train
 
-    Read-only for tests: copy it before changing anything. Its IDX data (600
-    training, 300 test images, synthetic) is in ``shared_data(...)``.
-    """
-    if "bundle" not in _SHARED:
-        from edgecnn.export import export_model
-        from edgecnn.train import TrainConfig, train
-
-        root = tmp_path_factory.mktemp("shared")
-        data = make_idx_dataset(root / "idx", n_train=600, n_test=300)
-        bundle = root / "bundle"
-        train(TrainConfig(out=bundle, epochs=1, data_dir=data))
-        export_model(bundle / "model.keras", ("all",), calibration_samples=100, data_dir=data)
-        _SHARED.update(bundle=bundle, data=data)
-    return _SHARED["bundle"]
-
-
-def shared_data(tmp_path_factory) -> Path:
-    shared_bundle(tmp_path_factory)
-    return _SHARED["data"]
+    data = make_idx_dataset(root / "idx", n_train=600, n_test=300)
+    train(TrainConfig(out=root / "bundle", epochs=1, data_dir=data))
+    export_model(root / "bundle" / "model.keras", ("all",), calibration_samples=100, data_dir=data)
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
-    """The shared tiny bundle (read-only: copy it before changing anything)."""
-    return shared_bundle(tmp_path_factory)
+    """A tiny trained reference CNN with every export, its manifest and reference probabilities, trained on
+    ``tiny_data``; built once per run (read-only: copy it before changing anything)."""
+    return built_once(tmp_path_factory, "tiny", _build_tiny) / "bundle"
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tmp_path_factory) -> Path:
-    """The synthetic IDX dataset the tiny bundle was trained on."""
-    return shared_data(tmp_path_factory)
+def tiny_data(tiny_bundle) -> Path:
+    """The synthetic IDX dataset (600 training, 300 test images) the tiny bundle was trained on."""
+    return tiny_bundle.parent / "idx"
+
+
+# ----------------------------------------------------------------------------- tiny hand-made models
+
+#: The tiny models' kinds and files: one per runtime, and int8-in/int8-out TFLite (every BACKENDS extension).
+TINY_MODELS = {"keras": "tiny.keras", "tflite": "fp32.tflite", "int8": "int8.tflite", "onnx": "fp32.onnx"}
+#: The kinds that are exports (run without TensorFlow).
+TINY_EXPORTS = tuple(kind for kind, file in TINY_MODELS.items() if not file.endswith(".keras"))
+
+
+def make_tiny_models(folder: Path) -> dict[str, Path]:
+    """tiny.keras and its exports made without edgecnn.export (so the Predictor is tested on its own):
+    fp32.tflite, int8.tflite (int8 in/out) and fp32.onnx (dynamic batch). A few seconds."""
+    from edgecnn import tfquiet
+
+    tf, keras = tfquiet.tensorflow(), tfquiet.keras()
+    import tf2onnx
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1), name="input"),
+        keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.MaxPooling2D(4),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel * 25, bias])  # confident outputs: distinct top-1 across images
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {kind: folder / file for kind, file in TINY_MODELS.items()}
+    model.save(paths["keras"])
+    calibration = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
+    with tfquiet.quiet(stdout=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs were expected"
+        paths["tflite"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.int8
+        paths["int8"].write_bytes(converter.convert())
+        spec = [tf.TensorSpec((None, 28, 28, 1), tf.float32, name="input")]
+        proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x, training=False), input_signature=spec),
+                                                 input_signature=spec, opset=17)
+    paths["onnx"].write_bytes(proto.SerializeToString())
+    return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """:func:`make_tiny_models`, once per run (read-only: copy before changing)."""
+    folder = built_once(tmp_path_factory, "tiny-models", make_tiny_models)
+    return {kind: folder / file for kind, file in TINY_MODELS.items()}
+
+
+def blob_images(n: int, seed: int = 1) -> np.ndarray:
+    """Noisy images each with a bright rectangle somewhere: varied enough to move the tiny model's top-1."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
+    for image in x:
+        top, left = rng.integers(0, 20, 2)
+        height, width = rng.integers(4, 9, 2)
+        image[top:top + height, left:left + width] = rng.integers(150, 256)
+    return x

@@ -8,6 +8,7 @@ import csv
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from edgecnn.bench.timing import measure, summarize, time_calls
 from edgecnn.errors import EdgecnnError
 from edgecnn.model import REFERENCE_PARAMS
 
-from .conftest import assert_one_line_error, run_cli
+from .helpers import assert_one_line_error, invoke, run_python
 
 ROW_FIELDS = ("name", "file", "backend", "precision", "mode", "batch_size", "threads", "load_s", "first_inference_s",
               "latency_s", "images_per_s", "peak_rss_mb", "file_bytes", "params", "macs", "arena_bytes", "accuracy")
@@ -142,14 +143,14 @@ def test_threads_n_means_all_cores():
     (["--runs", "2000000"], "--runs must be between 1 and 1,000,000"),
 ])
 def test_cli_bad_options_exit_2(args, needle):
-    assert_one_line_error(run_cli("bench", *args), needle, code=2)
+    assert_one_line_error(invoke("bench", *args), needle, code=2)
 
 
 def test_cli_bad_targets_exit_2(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
-    assert_one_line_error(run_cli("bench", tmp_path / "missing.tflite"), "missing.tflite not found", code=2)
-    assert_one_line_error(run_cli("bench", tmp_path / "notes.txt"), "unknown model type", code=2)
-    assert_one_line_error(run_cli("bench", tmp_path), "no manifest.json", code=2)
+    assert_one_line_error(invoke("bench", tmp_path / "missing.tflite"), "missing.tflite not found", code=2)
+    assert_one_line_error(invoke("bench", tmp_path / "notes.txt"), "unknown model type", code=2)
+    assert_one_line_error(invoke("bench", tmp_path), "no manifest.json", code=2)
 
 
 def test_compare_refuses_bad_files(tmp_path):
@@ -165,34 +166,41 @@ def test_compare_refuses_bad_files(tmp_path):
         lib.compare([good, tmp_path / "empty.json"], plot_path=None)
     with pytest.raises(EdgecnnError, match="not found"):
         lib.compare([good, tmp_path / "missing.json"], plot_path=None)
-    proc = run_cli("bench", "--compare", good, partial, "--plot", tmp_path / "c.png")
+    proc = invoke("bench", "--compare", good, partial, "--plot", tmp_path / "c.png")
     assert_one_line_error(proc, "partial.json: field results[0].mode is missing", code=2)
 
 
 # --------------------------------------------------------------------------- a real run on a tiny model
 
 
-@pytest.fixture(scope="module")
-def tiny_bundle(tmp_path_factory):
-    """A tiny trained reference CNN with its float32 TFLite and ONNX exports."""
-    from edgecnn.export import export_model
-    from edgecnn.train import TrainConfig, train
+BENCHED = ("tflite", "onnx")
 
-    out = tmp_path_factory.mktemp("bench-bundle")
-    train(TrainConfig(out=out, limit=600, epochs=1))
-    export_model(out / "model.keras", formats=["tflite", "onnx"])
+
+@pytest.fixture(scope="module")
+def bench_bundle(tiny_bundle, tmp_path_factory):
+    """The session's tiny bundle (reference CNN, synthetic data) with only its float32 TFLite and ONNX exports."""
+    from edgecnn.bundle.manifest import update_manifest
+
+    out = shutil.copytree(tiny_bundle, tmp_path_factory.mktemp("bench") / "bundle")
+
+    def keep_float32(manifest):
+        for key in [k for k in manifest["exports"] if k not in BENCHED]:
+            (out / manifest["exports"].pop(key)["file"]).unlink()
+
+    update_manifest(out, keep_float32)
     return out
 
 
 @pytest.fixture(scope="module")
-def tiny_report(tiny_bundle, tmp_path_factory):
+def tiny_report(bench_bundle, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
-    report = lib.bench([tiny_bundle], batch_sizes=(1,), threads=(1,), runs=20, warmup=2, progress=False,
-                       json_path=out / "copy.json", csv_path=out / "rows.csv", plot_path=out / "chart.png")
+    report = lib.bench([bench_bundle], batch_sizes=(1,), threads=(1,), runs=20, warmup=2, progress=False,
+                       data_dir=tiny_data, json_path=out / "copy.json", csv_path=out / "rows.csv",
+                       plot_path=out / "chart.png")
     return report, out
 
 
-def test_every_mode_and_field_is_there(tiny_bundle, tiny_report):
+def test_every_mode_and_field_is_there(bench_bundle, tiny_report):
     report, _ = tiny_report
     modes = {(r["name"], r["mode"]) for r in report.results}
     assert modes == {("tflite", "predictor"), ("tflite", "raw"), ("onnx", "predictor"), ("onnx", "raw"),
@@ -215,9 +223,9 @@ def test_every_mode_and_field_is_there(tiny_bundle, tiny_report):
     assert set(paired) == {"predictor", "raw", "prepare"} and all(v > 0 for v in paired.values())
 
 
-def test_results_are_written(tiny_bundle, tiny_report):
+def test_results_are_written(bench_bundle, tiny_report):
     report, out = tiny_report
-    stored = json.loads((tiny_bundle / "bench.json").read_text())
+    stored = json.loads((bench_bundle / "bench.json").read_text())
     assert set(stored) >= {"machine", "created", "config", "results", "ratios"}
     assert stored["machine"]["cores"] and stored["machine"]["cpu"]
     assert stored["config"]["batch_sizes"] == [1] and stored["config"]["runs"] == 20
@@ -230,14 +238,14 @@ def test_results_are_written(tiny_bundle, tiny_report):
     assert "keras.predict" in report.table()
 
 
-def test_compare_merges_two_machines(tiny_bundle, tmp_path):
+def test_compare_merges_two_machines(bench_bundle, tmp_path):
     first, second = tmp_path / "laptop.json", tmp_path / "board.json"
-    shutil.copy(tiny_bundle / "bench.json", first)
+    shutil.copy(bench_bundle / "bench.json", first)
     data = json.loads(first.read_text())
     data["machine"]["cpu"] = "Cortex-A76"
     second.write_text(json.dumps(data))
-    proc = run_cli("bench", "--compare", first, second, "--plot", tmp_path / "cmp.png", "--csv", tmp_path / "cmp.csv",
-                   "--json", tmp_path / "cmp.json")
+    proc = invoke("bench", "--compare", first, second, "--plot", tmp_path / "cmp.png", "--csv", tmp_path / "cmp.csv",
+                  "--json", tmp_path / "cmp.json")
     assert proc.returncode == 0, proc.stderr
     assert "laptop" in proc.stdout and "board" in proc.stdout
     merged = json.loads((tmp_path / "cmp.json").read_text())
@@ -247,10 +255,10 @@ def test_compare_merges_two_machines(tiny_bundle, tmp_path):
     assert (tmp_path / "cmp.png").stat().st_size > 0 and (tmp_path / "cmp.csv").stat().st_size > 0
 
 
-def test_cli_on_one_file(tiny_bundle, tmp_path):
+def test_cli_on_one_file(bench_bundle, tmp_path):
     model = tmp_path / "model_fp32.tflite"
-    shutil.copy(tiny_bundle / "model_fp32.tflite", model)  # outside the bundle: named by its file
-    proc = run_cli("bench", model, "--batch-sizes", "1,3", "--threads", "1", "--runs", "5", "--warmup", "0")
+    shutil.copy(bench_bundle / "model_fp32.tflite", model)  # outside the bundle: named by its file
+    proc = invoke("bench", model, "--batch-sizes", "1,3", "--threads", "1", "--runs", "5", "--warmup", "0")
     assert proc.returncode == 0, proc.stderr
     assert "model_fp32.tflite" in proc.stdout and "predictor_overhead:model_fp32.tflite" in proc.stdout
     rows = json.loads((tmp_path / "bench.json").read_text())["results"]
@@ -258,18 +266,18 @@ def test_cli_on_one_file(tiny_bundle, tmp_path):
     assert rows[2]["images_per_s"] > 0 and rows[2]["precision"]  # read from the file itself (no manifest)
 
 
-def test_without_tensorflow_keras_rows_are_absent_with_a_note(tiny_bundle, monkeypatch):
+def test_without_tensorflow_keras_rows_are_absent_with_a_note(bench_bundle, monkeypatch):
     monkeypatch.setattr(lib.targets, "tensorflow_installed", lambda: False)
-    targets, notes = lib.find_targets([tiny_bundle])
+    targets, notes = lib.find_targets([bench_bundle])
     assert {t.name for t in targets} == {"tflite", "onnx"}
     assert any("TensorFlow is not installed" in n for n in notes)
 
 
-def test_facts_agree_across_formats(tiny_bundle):
+def test_facts_agree_across_formats(bench_bundle):
     from edgecnn.model import load_model
 
-    tflite, onnx = file_facts(tiny_bundle / "model_fp32.tflite"), file_facts(tiny_bundle / "model_fp32.onnx")
-    keras = keras_facts(load_model(tiny_bundle / "model.keras"))
+    tflite, onnx = file_facts(bench_bundle / "model_fp32.tflite"), file_facts(bench_bundle / "model_fp32.onnx")
+    keras = keras_facts(load_model(bench_bundle / "model.keras"))
     assert tflite.params == onnx.params == keras.params == REFERENCE_PARAMS
     # conv 28*28*32*9 + conv 14*14*64*288 + dense 3136*100 + dense 100*10
     assert tflite.macs == onnx.macs == keras.macs == 225_792 + 3_612_672 + 313_600 + 1_000
@@ -277,12 +285,13 @@ def test_facts_agree_across_formats(tiny_bundle):
     assert tflite.arena_bytes == 28 * 28 * 32 * 4 + 14 * 14 * 32 * 4
 
 
-def test_accuracy_comes_from_the_verify_results(tiny_bundle, tmp_path):
+def test_accuracy_comes_from_the_verify_results(bench_bundle, tmp_path):
     from edgecnn.bundle.manifest import update_manifest
 
     bundle = tmp_path / "bundle"
-    shutil.copytree(tiny_bundle, bundle)
-    update_manifest(bundle, lambda m: m["exports"]["onnx"].update(verify={"accuracy": 0.875}))
+    shutil.copytree(bench_bundle, bundle)
+    update_manifest(bundle, lambda m: m["exports"]["onnx"].update(
+        verify={"passed": True, "verified_at": "2026-01-01T00:00:00+00:00", "accuracy": 0.875}))
     accuracy = {t.name: t.accuracy for t in lib.find_targets([bundle])[0]}
     assert accuracy["onnx"] == 0.875 and accuracy["tflite"] is None
 
@@ -315,13 +324,10 @@ def test_alternating_calls_are_timed_separately():
     assert np.allclose(a, 0.003) and np.allclose(b, 0.001)
 
 
-def test_exports_are_benchmarked_without_tensorflow(tiny_bundle, tmp_path):
+def test_exports_are_benchmarked_without_tensorflow(bench_bundle, tmp_path):
     """The base install (a board, a phone) runs `edgecnn bench` on exports: TensorFlow is never imported."""
-    import subprocess
-    import sys
-
     model = tmp_path / "model_fp32.onnx"
-    shutil.copy(tiny_bundle / "model_fp32.onnx", model)
+    shutil.copy(bench_bundle / "model_fp32.onnx", model)
     code = (
         "import json, sys\n"
         "from edgecnn import bench\n"
@@ -333,7 +339,7 @@ def test_exports_are_benchmarked_without_tensorflow(tiny_bundle, tmp_path):
         f" 'warmup': 0, 'images': {str(tmp_path / 'x.npy')!r}}})\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    proc = run_python(code, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
 
@@ -341,7 +347,7 @@ def test_exports_are_benchmarked_without_tensorflow(tiny_bundle, tmp_path):
 def test_a_corrupt_model_is_a_one_line_error(tmp_path):
     bad = tmp_path / "model.tflite"
     bad.write_bytes(b"not a flatbuffer" * 10)
-    proc = run_cli("bench", bad, "--runs", "2", "--warmup", "0", "--batch-sizes", "1", "--threads", "1")
+    proc = invoke("bench", bad, "--runs", "2", "--warmup", "0", "--batch-sizes", "1", "--threads", "1")
     assert_one_line_error(proc, "model.tflite", code=2)
     assert not (tmp_path / "bench.json").exists()  # nothing half-written
 
@@ -369,20 +375,10 @@ def test_ratios_use_the_alternating_measurements():
     assert ratios["int8_vs_fp32:litert"]["method"].startswith("alternating blocks")
 
 
-def test_int8_and_float32_exports_are_timed_side_by_side(tiny_bundle, tmp_path):
-    from edgecnn.bundle.manifest import update_manifest
-
-    bundle = tmp_path / "bundle"
-    shutil.copytree(tiny_bundle, bundle)
-    shutil.copy(bundle / "model_fp32.tflite", bundle / "standin.tflite")  # the pairing, not int8 itself, is tested
-
-    def add_standin(manifest):
-        manifest["exports"]["tflite-int8"] = {**manifest["exports"]["tflite"], "file": "standin.tflite",
-                                              "precision": "int8"}
-
-    update_manifest(bundle, add_standin)
-    report = lib.bench([bundle / "model_fp32.tflite", bundle / "standin.tflite"], batch_sizes=(1,), threads=(1,),
-                       runs=40, warmup=2, progress=False)
+def test_int8_and_float32_exports_are_timed_side_by_side(tiny_bundle, tiny_data, tmp_path):
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))  # bench writes bench.json there
+    report = lib.bench([bundle / "model_fp32.tflite", bundle / "model_int8.tflite"], batch_sizes=(1,), threads=(1,),
+                       runs=40, warmup=2, progress=False, data_dir=tiny_data)
     ratio = report.ratios["int8_vs_fp32:litert"]
     assert ratio["method"].startswith("alternating blocks") and ratio["value"] > 0
     assert (ratio["a"]["name"], ratio["b"]["name"]) == ("tflite-int8", "tflite")

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from .conftest import REPO
+from edgecnn.export import FORMATS
+from edgecnn.runtime import BACKENDS
+
+from .helpers import ENV_AT_START, REPO
 
 THREADS = 8
 TOTAL = 20_000
@@ -65,15 +69,22 @@ print(json.dumps({"mismatches": mismatches, "predictions": calls * batch, "calls
 """
 
 
-# Keras: one call costs ~1 ms of TensorFlow overhead, so it gets the same 20,000 images in batches of 10
-# (2,000 calls); the three edge runtimes get 20,000 batch-1 calls.
-BACKENDS = [("model_fp32.onnx", 1), ("model_fp32.tflite", 1), ("model_int8.tflite", 1), ("model.keras", 10)]
+# Every runtime of the registry with float32 and with int8 tensors (the Predictor's two conversion paths; fp16
+# and dynamic-range files take float tensors like float32), each with 20,000 batch-1 calls; Keras, where one
+# call costs ~1 ms of TensorFlow overhead, gets the same 20,000 images in batches of 10 (2,000 calls).
+CASES = [(fmt.file, 1) for fmt in FORMATS.values() if fmt.precision in ("float32", "int8")] + [("model.keras", 10)]
 
 
-@pytest.mark.parametrize("file, batch", BACKENDS, ids=[f for f, _ in BACKENDS])
+def test_every_runtime_is_loaded_by_eight_threads():
+    """A runtime added to BACKENDS (and an export format for it) is load-tested too."""
+    assert {Path(file).suffix for file, _ in CASES} == set(BACKENDS)
+
+
+@pytest.mark.parametrize("file, batch", CASES, ids=[f for f, _ in CASES])
 def test_shared_predictor_under_8_threads(tiny_bundle, file, batch):
     proc = subprocess.run([sys.executable, "-c", LOAD_TEST, str(tiny_bundle / file), str(batch), str(TOTAL),
-                           str(THREADS), str(WARM)], cwd=REPO, capture_output=True, text=True, timeout=600)
+                           str(THREADS), str(WARM)], cwd=REPO, env=ENV_AT_START, capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"{file}: {result}")
@@ -110,7 +121,7 @@ print(json.dumps({"mismatches": bad, "rss_kb": samples}))
 def test_threads_that_come_and_go_do_not_leak(tiny_bundle):
     """LiteRT keeps one interpreter per thread: interpreters of finished threads must be freed."""
     proc = subprocess.run([sys.executable, "-c", CHURN_TEST, str(tiny_bundle / "model_int8.tflite")], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          env=ENV_AT_START, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["mismatches"] == 0

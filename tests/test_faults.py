@@ -24,18 +24,17 @@ import pytest
 
 from edgecnn import fileio
 from edgecnn.errors import EdgecnnError
+from edgecnn.export import FORMATS
 from edgecnn.fileio import TMP_PREFIX, sha256_file
 
-from .conftest import REPO, assert_one_line_error, run_cli
+from .helpers import ENV_AT_START, REPO, assert_one_line_error, invoke
 
 # ------------------------------------------------------------------ helpers
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory) -> tuple[Path, Path]:
-    from .conftest import shared_bundle, shared_data
-
-    return shared_bundle(tmp_path_factory), shared_data(tmp_path_factory)
+@pytest.fixture
+def shared(tiny_bundle, tiny_data) -> tuple[Path, Path]:
+    return tiny_bundle, tiny_data
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -50,7 +49,7 @@ def _temps(folder: Path) -> list[Path]:
 
 def _spawn(args: list, log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "edgecnn", *map(str, args)], cwd=REPO,
+        return subprocess.Popen([sys.executable, "-m", "edgecnn", *map(str, args)], cwd=REPO, env=ENV_AT_START,
                                 stdout=out, stderr=subprocess.STDOUT)
 
 
@@ -163,6 +162,7 @@ def test_sigkill_during_export_keeps_the_bundle_consistent(shared, tmp_path):
 # -------------------------------------------------------- SIGKILL: pipeline
 
 
+@pytest.mark.e2e  # the whole pipeline, killed and then run to the end (export, verify, bench workers, report)
 def test_sigkill_during_pipeline_then_the_next_run_completes(shared, tmp_path, monkeypatch):
     """Kill `edgecnn pipeline` mid-export (training done and recorded); the rerun keeps the model and finishes."""
     import edgecnn.pipeline
@@ -182,7 +182,8 @@ def test_sigkill_during_pipeline_then_the_next_run_completes(shared, tmp_path, m
     assert list(records) == ["train"], records  # export was killed: not recorded, so it reruns
 
     # The next run, in-process with a shorter benchmark (its worker processes dominate the time).
-    monkeypatch.setattr(edgecnn.pipeline, "QUICK", {"batch_sizes": (1,), "threads": (1,), "runs": 5, "warmup": 1})
+    monkeypatch.setattr(edgecnn.pipeline, "QUICK", {"batch_sizes": (1,), "threads": (1,), "runs": 5, "warmup": 1,
+                                                    "include_keras": False})  # Keras workers: a TF start each
     lines: list[str] = []
     result = edgecnn.pipeline.run_pipeline(out, TrainConfig(out=out, limit=300, epochs=1, data_dir=data),
                                            log=lines.append)
@@ -290,7 +291,7 @@ def test_full_disk_during_train_keeps_the_previous_model(shared, tiny_tmpfs):
 
     save_model(build_model(), tiny_tmpfs / "model.keras")  # 1.3 MB of the 2 MiB: no room for a second copy
     before = sha256_file(tiny_tmpfs / "model.keras")
-    proc = run_cli("train", "--out", tiny_tmpfs, "--limit", "300", "--epochs", "1", "--data-dir", shared[1])
+    proc = invoke("train", "--out", tiny_tmpfs, "--limit", "300", "--epochs", "1", "--data-dir", shared[1])
     assert_one_line_error(proc, "No space left on device", str(tiny_tmpfs / "model.keras"), code=2)
     assert sha256_file(tiny_tmpfs / "model.keras") == before
     assert _temps(tiny_tmpfs) == []

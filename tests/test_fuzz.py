@@ -15,13 +15,15 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from edgecnn.datasets.fashion_mnist import read_idx
+from edgecnn.export import FORMATS as EXPORT_FORMATS
 from edgecnn.preprocess import to_model_input
 from edgecnn.errors import DataError
 
 from .conftest import write_idx
 
 # Pillow warns about damaged metadata (e.g. "Corrupt EXIF data") before failing: noise here, the error is checked.
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL.*")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:PIL.*"),
+              pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")]  # huge headers on purpose
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # ---------------------------------------------------------------- IDX reader
@@ -256,17 +258,14 @@ def test_load_image_every_mode_and_format(tmp_path, mode, fmt):
 
 # ------------------------------------------------------------ Predictor input
 
-PREDICTOR_FILES = ["model_fp32.onnx", "model_int8.tflite"]
+PREDICTOR_FILES = [fmt.file for fmt in EXPORT_FORMATS.values()]  # every export format
 
 
 @pytest.fixture(scope="module")
-def predictors(tmp_path_factory):
+def predictors(tiny_bundle):
     from edgecnn.runtime import Predictor
 
-    from .conftest import shared_bundle
-
-    bundle = shared_bundle(tmp_path_factory)
-    return {name: Predictor.load(bundle / name) for name in PREDICTOR_FILES}
+    return {name: Predictor.load(tiny_bundle / name) for name in PREDICTOR_FILES}
 
 
 @settings(max_examples=100, deadline=None)

@@ -20,7 +20,8 @@ from edgecnn.fileio import TMP_PREFIX, sha256_file
 from edgecnn.pipeline import STEPS, run_pipeline
 from edgecnn.train import TrainConfig
 
-from .conftest import REPO, assert_one_line_error, needs_real_data, run_cli
+from .conftest import needs_real_data, require_real_data
+from .helpers import ENV_AT_START, REPO, assert_one_line_error, invoke
 
 TINY = ("--limit", "600", "--epochs", "1")
 # The benchmark's own preset times 28 cases for a minute and more; these tests are about the pipeline's
@@ -37,7 +38,8 @@ def _command(out: Path, *args: str) -> list[str]:
 
 
 def run_pipeline_cli(out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(_command(out, *args), cwd=REPO, capture_output=True, text=True, timeout=600)
+    return subprocess.run(_command(out, *args), cwd=REPO, env=ENV_AT_START, capture_output=True, text=True,
+                          timeout=600)
 
 
 def _step_lines(stdout: str) -> dict[str, str]:
@@ -48,7 +50,7 @@ def _step_lines(stdout: str) -> dict[str, str]:
 def start_and_kill(out: Path, *args: str, when: str, settle_on_temp: bool = False) -> tuple[list[str], list[str]]:
     """Start the pipeline, SIGKILL it once a stdout line starts with ``when`` (and, with ``settle_on_temp``, once
     a temp file is being written); return its stdout lines and the temp files present when it was killed."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**ENV_AT_START, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(_command(out, *args), cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     lines, temps = [], []
@@ -71,6 +73,7 @@ def start_and_kill(out: Path, *args: str, when: str, settle_on_temp: bool = Fals
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A tiny pipeline killed during export, then run again to the end."""
+    require_real_data()
     out = tmp_path_factory.mktemp("pipeline") / "bundle"
     killed_lines, temps = start_and_kill(out, *TINY, when="  export: tflite-int8", settle_on_temp=True)
     incomplete = pipeline.exports_match_manifest(out), set(pipeline.read_records(out))
@@ -230,6 +233,6 @@ def test_one_pipeline_per_folder(tmp_path, monkeypatch):
 
 
 def test_pipeline_rejects_bad_options(tmp_path):
-    assert_one_line_error(run_cli("pipeline", "--out", tmp_path / "b", "--epochs", "0"), "--epochs", code=2)
+    assert_one_line_error(invoke("pipeline", "--out", tmp_path / "b", "--epochs", "0"), "--epochs", code=2)
     (tmp_path / "file").write_text("x")
-    assert_one_line_error(run_cli("pipeline", "--out", tmp_path / "file"), "is a file", code=2)
+    assert_one_line_error(invoke("pipeline", "--out", tmp_path / "file"), "is a file", code=2)

@@ -15,14 +15,14 @@ from edgecnn.errors import ModelFileError
 from edgecnn.predict import predict_paths
 from edgecnn.runtime import Predictor
 
-from .conftest import REAL_DATA, assert_one_line_error, needs_real_data, run_cli
+from .conftest import REAL_DATA, blob_images, needs_real_data
+from .helpers import TENSORFLOW, assert_one_line_error, invoke, run_cli, without
 from .test_images import png_header_only
-from .test_runtime import blob_images, blocking_env, make_tiny_models
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    return make_tiny_models(tmp_path_factory.mktemp("tiny"))
+@pytest.fixture
+def models(tiny_models) -> dict[str, Path]:
+    return tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def photos(tmp_path_factory) -> Path:
 
 
 def test_text_output_and_folder_argument(models, photos):
-    proc = run_cli("predict", photos, "--model", models["int8"], "--top-k", "2")
+    proc = run_cli("predict", photos, "--model", models["int8"], "--top-k", "2")  # a process: its stderr is all of it
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [str(photos / n) for n in ("a.png", "b.png", "c.jpg")]
@@ -49,7 +49,7 @@ def test_text_output_and_folder_argument(models, photos):
 
 
 def test_json_document_matches_the_library(models, photos):
-    proc = run_cli("predict", photos / "a.png", photos / "c.jpg", "--model", models["onnx"], "--json", "--top-k", "3")
+    proc = invoke("predict", photos / "a.png", photos / "c.jpg", "--model", models["onnx"], "--json", "--top-k", "3")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["backend"] == "onnxruntime" and doc["precision"] == "float32" and len(doc["classes"]) == 10
@@ -73,7 +73,7 @@ def test_bad_images_each_get_one_line_and_the_rest_is_predicted(models, photos, 
     (tmp_path / "empty_dir").mkdir()
     args = [photos / "a.png", *(tmp_path / n for n in bad), tmp_path / "missing.png", tmp_path / "empty_dir",
             photos / "b.png"]
-    proc = run_cli("predict", *args, "--model", models["tflite"])
+    proc = invoke("predict", *args, "--model", models["tflite"])
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     errors = proc.stderr.splitlines()
@@ -82,7 +82,7 @@ def test_bad_images_each_get_one_line_and_the_rest_is_predicted(models, photos, 
                                   ["not an image", "empty file", "truncated", "megapixel", "not found", "no image files"]):
         assert str(tmp_path / name) in line and needle in line, line
     assert [line.split(":")[0] for line in proc.stdout.splitlines()] == [str(photos / "a.png"), str(photos / "b.png")]
-    doc = json.loads(run_cli("predict", *args, "--model", models["tflite"], "--json").stdout)
+    doc = json.loads(invoke("predict", *args, "--model", models["tflite"], "--json").stdout)
     assert doc["failed"] == 6 and [i["error"] is None for i in doc["images"]] == [True] + [False] * 6 + [True]
 
 
@@ -96,7 +96,7 @@ def test_model_problems_exit_2_with_one_line(models, photos, tmp_path, change, n
     if change is not None:
         source = models["onnx"] if name.endswith(".onnx") else models["tflite"]
         (tmp_path / name).write_bytes(change(source.read_bytes()))
-    proc = run_cli("predict", photos / "a.png", "--model", tmp_path / name)
+    proc = invoke("predict", photos / "a.png", "--model", tmp_path / name)
     assert_one_line_error(proc, needle, str(tmp_path / name), code=2)
     assert proc.stdout == ""
 
@@ -105,7 +105,7 @@ def test_default_model_is_the_bundles_int8_tflite(models, photos, tmp_path, monk
     bundle = tmp_path / default_bundle()
     bundle.mkdir(parents=True)
     shutil.copy(models["int8"], bundle / "model_int8.tflite")
-    proc = run_cli("predict", photos / "a.png", "--json", cwd=tmp_path)  # the bundle under the current folder
+    proc = invoke("predict", photos / "a.png", "--json", cwd=tmp_path)  # the bundle under the current folder
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["model"] == str(default_bundle() / "model_int8.tflite") and doc["precision"] == "int8"
@@ -118,8 +118,8 @@ def test_invert_option(models, photos, tmp_path):
     Image.open(photos / "a.png").point(lambda v: 255 - v).save(tmp_path / "neg.png")
     probs = {}
     for mode in ("auto", "yes", "no"):
-        proc = run_cli("predict", photos / "a.png", tmp_path / "neg.png", "--model", models["onnx"], "--json",
-                       "--invert", mode)
+        proc = invoke("predict", photos / "a.png", tmp_path / "neg.png", "--model", models["onnx"], "--json",
+                      "--invert", mode)
         assert proc.returncode == 0, proc.stderr
         probs[mode] = [list(i["probabilities"].values()) for i in json.loads(proc.stdout)["images"]]
     assert probs["auto"][0] == probs["auto"][1] == probs["no"][0] == probs["yes"][1]  # the negative comes back
@@ -128,25 +128,25 @@ def test_invert_option(models, photos, tmp_path):
 
 def test_plot_writes_one_panel_per_image(models, photos, tmp_path):
     target = tmp_path / "out" / "probs.png"
-    proc = run_cli("predict", photos, "--model", models["int8"], "--plot", target)
+    proc = invoke("predict", photos, "--model", models["int8"], "--plot", target)
     assert proc.returncode == 0, proc.stderr
     assert f"plot -> {target}" in proc.stdout
     with Image.open(target) as image:
         assert image.format == "PNG" and image.width > 600  # three panels side by side
     assert not [p for p in target.parent.iterdir() if p != target]  # written atomically, no temp left
-    proc = run_cli("predict", photos, "--model", models["int8"], "--plot", tmp_path / "probs.xyz")
+    proc = invoke("predict", photos, "--model", models["int8"], "--plot", tmp_path / "probs.xyz")
     assert_one_line_error(proc, "probs.xyz", "unknown image type", code=2)
 
 
 def test_plot_without_matplotlib_is_one_line(models, photos, tmp_path):
     proc = run_cli("predict", photos / "a.png", "--model", models["int8"], "--plot", tmp_path / "p.png",
-                   env=blocking_env(tmp_path, "tensorflow,matplotlib"))
+                   env=without(tmp_path, (*TENSORFLOW, "matplotlib")))
     assert_one_line_error(proc, "matplotlib", "edgecnn[train]", code=2)
     assert not (tmp_path / "p.png").exists()
 
 
 def test_cli_never_imports_tensorflow_for_exports(models, photos, tmp_path):
-    env = blocking_env(tmp_path)
+    env = without(tmp_path, TENSORFLOW)
     for kind in ("int8", "onnx"):
         proc = run_cli("predict", photos, "--model", models[kind], env=env)
         assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 3, proc.stderr

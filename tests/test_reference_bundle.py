@@ -11,10 +11,11 @@ from edgecnn.export import FORMATS
 from edgecnn.fileio import sha256_file
 from edgecnn.render.readme import END, START, figures_markdown
 
-from .conftest import REPO, needs_real_data, run_cli
+from .conftest import needs_real_data
+from .helpers import REPO, run_cli
 
 BUNDLE = REPO / "models" / "fashion-cnn"
-EXPORT_FILES = {fmt.file for fmt in FORMATS.values()}
+EXPORT_FILES = {fmt.file for fmt in FORMATS.values()}  # the committed bundle has every format
 
 pytestmark = pytest.mark.skipif(not (BUNDLE / MANIFEST_FILE).is_file(), reason="no committed reference bundle")
 

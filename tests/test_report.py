@@ -17,15 +17,19 @@ from edgecnn.render.readme import END, START, update_readme
 from edgecnn.render.report import write_report
 from edgecnn.bundle.results import load_bundle
 from edgecnn.render.rows import export_rows
+from edgecnn.export import FORMATS as EXPORT_FORMATS
+from edgecnn.fileio import format_bytes
 
-from .conftest import assert_one_line_error, make_idx_dataset, run_cli
+from .conftest import make_idx_dataset
+from .helpers import assert_one_line_error, invoke
 
 EVIL = '<script>alert("x")</script>'
-FORMATS = {"tflite": ("model_fp32.tflite", "float32", "litert"),
-           "tflite-fp16": ("model_fp16.tflite", "float16", "litert"),
-           "tflite-dynamic": ("model_dynamic.tflite", "dynamic", "litert"),
-           "tflite-int8": ("model_int8.tflite", "int8", "litert"), "onnx": ("model_fp32.onnx", "float32", "onnxruntime"),
-           "onnx-int8": ("model_int8.onnx", "int8", "onnxruntime")}
+#: Every export format of the registry: (file, precision, runtime). The fake bundle's i-th format (from 1) has
+#: i x 100 kB and a p50 of i x 0.2 ms at batch 1; int8 formats flip two images, onnx-int8 fails its gate.
+FORMATS = {name: (fmt.file, fmt.precision, fmt.runtime) for name, fmt in EXPORT_FORMATS.items()}
+N_INT8 = sum(precision == "int8" for _, precision, _ in FORMATS.values())
+TFLITE_INT8 = list(FORMATS).index("tflite-int8") + 1  # its position: its size and latency in the fake bundle
+PASSING = f"{len(FORMATS) - 1}/{len(FORMATS)} PASS"
 
 
 def _png(path: Path, size=(120, 80), color=(30, 120, 200)) -> None:
@@ -120,15 +124,15 @@ def test_report_has_every_section_and_the_headline(full_page):
     for anchor in ("model", "training", "exports", "errors", "samples"):
         assert f"<section id='{anchor}'>" in page
     assert "91.23%" in page  # headline test accuracy
-    assert "5/6 PASS" in page and "FAIL: onnx-int8" in page
-    assert "tflite: 0.200 ms" in page  # the fastest export's p50 at batch 1
+    assert PASSING in page and "FAIL: onnx-int8" in page
+    assert f"{list(FORMATS)[0]}: 0.200 ms" in page  # the fastest export's p50 at batch 1
     assert "333,526" in page and "313,700" in page  # layer table with parameter counts
     assert "early stopping after epoch 3" in page and "epoch 2 restored" in page
     for key in FORMATS:
         assert f"<td>{key}</td>" in page
     assert "agreement 96.67% &lt; 99%" in page  # the gate's failure reason is shown
     assert "class=\"fail\"" in page and "FAIL</td>" in page and "PASS</td>" in page
-    assert page.count("<figure class='card'>") == 4  # two int8 exports x two disagreements
+    assert page.count("<figure class='card'>") == 2 * N_INT8  # each int8 export x two disagreements
     assert "missing" not in re.sub(r"\.missing\{[^}]*\}", "", page)  # nothing degraded
 
 
@@ -186,19 +190,19 @@ def test_export_rows_merge_manifest_verify_and_bench(tmp_path):
     assert list(rows)[0] == "keras" and rows["keras"].accuracy == pytest.approx(0.9123)
     assert rows["keras"].p50_ms == pytest.approx(4.0)
     int8 = rows["tflite-int8"]
-    assert (int8.bytes, int8.precision, int8.passed) == (400_000, "int8", True)
-    assert int8.p50_ms == pytest.approx(0.8) and int8.p99_ms == pytest.approx(1.6)
-    assert int8.throughput_batch == 32 and int8.images_per_s == pytest.approx(32 / (0.0008 * 32))
+    assert (int8.bytes, int8.precision, int8.passed) == (100_000 * TFLITE_INT8, "int8", True)
+    assert int8.p50_ms == pytest.approx(0.2 * TFLITE_INT8) and int8.p99_ms == pytest.approx(0.4 * TFLITE_INT8)
+    assert int8.throughput_batch == 32 and int8.images_per_s == pytest.approx(32 / (0.0002 * TFLITE_INT8 * 32))
     assert rows["onnx-int8"].passed is False and rows["onnx-int8"].failures
 
 
 def test_cli_report(tmp_path):
     folder = make_fake_bundle(tmp_path / "b")
-    proc = run_cli("report", folder)
+    proc = invoke("report", folder)
     assert proc.returncode == 0, proc.stderr
     assert str(folder / "report.html") in proc.stdout
     assert not list(folder.glob(".edgecnn-tmp-*"))
-    assert_one_line_error(run_cli("report", tmp_path / "nope"), "nope", "not found", code=2)
+    assert_one_line_error(invoke("report", tmp_path / "nope"), "nope", "not found", code=2)
 
 
 def test_readme_figures_come_from_the_bundle(tmp_path):
@@ -209,8 +213,9 @@ def test_readme_figures_come_from_the_bundle(tmp_path):
     text = readme.read_text()
     block = text[text.index(START):text.index(END)]
     assert "old figures" not in block and text.startswith("# edgecnn\n\nintro") and text.endswith("## Usage\n")
-    assert "**91.23%**" in block and "**5/6 PASS**" in block and "333,526" in block
-    assert "| tflite-int8 | 400 kB | 0.9100 | -0.20 pt | 96.67% | 0.800 ms | PASS |" in block
+    assert "**91.23%**" in block and f"**{PASSING}**" in block and "333,526" in block
+    size, p50 = format_bytes(100_000 * TFLITE_INT8), f"{0.2 * TFLITE_INT8:.3f} ms"
+    assert f"| tflite-int8 | {size} | 0.9100 | -0.20 pt | 96.67% | {p50} | PASS |" in block
     assert "| onnx-int8 |" in block and "| FAIL |" in block
     assert "](models/fashion-cnn/training.png)" in block  # relative to the README
     assert update_readme(readme, folder) is False  # same results, same file
@@ -239,10 +244,10 @@ def test_readme_figures_refuse_a_missing_block_or_result(tmp_path):
     folder = make_fake_bundle(tmp_path / "b")
     readme = tmp_path / "README.md"
     readme.write_text("# no block\n")
-    assert_one_line_error(run_cli("report", folder, "--readme", readme), "figures:start", code=2)
+    assert_one_line_error(invoke("report", folder, "--readme", readme), "figures:start", code=2)
     readme.write_text(f"{START}\n{END}\n")
     (folder / "bench.json").unlink()
-    assert_one_line_error(run_cli("report", folder, "--readme", readme), "bench.json not found", "edgecnn bench",
+    assert_one_line_error(invoke("report", folder, "--readme", readme), "bench.json not found", "edgecnn bench",
                           code=2)
     assert readme.read_text() == f"{START}\n{END}\n"
 

@@ -1,18 +1,15 @@
-"""The Predictor over LiteRT, ONNX Runtime and Keras, on tiny models made here (a few seconds).
+"""The Predictor over LiteRT, ONNX Runtime and Keras, on the session's tiny models (conftest.make_tiny_models).
 
-The exports are made in this file (not with edgecnn.export) so the predictor is
-tested on its own: fp32 and full-int8 (int8 in/out) TFLite, and an ONNX model
-with a dynamic batch, all from one small Keras CNN.
+The exports are made there without edgecnn.export, so the predictor is tested
+on its own: fp32 and full-int8 (int8 in/out) TFLite, and an ONNX model with a
+dynamic batch, all from one small Keras CNN.
 """
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
-import subprocess
-import sys
 import textwrap
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,61 +22,13 @@ from edgecnn.preprocess import to_model_input
 from edgecnn.errors import ModelFileError
 from edgecnn.runtime import BACKENDS, Backend, Predictor
 
-from .conftest import REPO
+from .conftest import TINY_EXPORTS, TINY_MODELS, blob_images
+from .helpers import TENSORFLOW, run_python, without
 
 
-def make_tiny_models(folder: Path) -> dict[str, Path]:
-    """tiny.keras and its exports: fp32.tflite, int8.tflite (int8 in/out) and fp32.onnx (dynamic batch)."""
-    from edgecnn import tfquiet
-
-    tf, keras = tfquiet.tensorflow(), tfquiet.keras()
-    import tf2onnx
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1), name="input"),
-        keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.MaxPooling2D(4),
-        keras.layers.Flatten(),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    kernel, bias = model.layers[-1].get_weights()
-    model.layers[-1].set_weights([kernel * 25, bias])  # confident outputs: distinct top-1 across images
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {"keras": folder / "tiny.keras", "tflite": folder / "fp32.tflite", "int8": folder / "int8.tflite",
-             "onnx": folder / "fp32.onnx"}
-    model.save(paths["keras"])
-    calibration = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32)
-    with tfquiet.quiet(stdout=True), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "Statistics for quantized inputs were expected"
-        paths["tflite"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-        converter = tf.lite.TFLiteConverter.from_keras_model(model)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.int8
-        paths["int8"].write_bytes(converter.convert())
-        spec = [tf.TensorSpec((None, 28, 28, 1), tf.float32, name="input")]
-        proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x, training=False), input_signature=spec),
-                                                 input_signature=spec, opset=17)
-    paths["onnx"].write_bytes(proto.SerializeToString())
-    return paths
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory) -> dict[str, Path]:
-    return make_tiny_models(tmp_path_factory.mktemp("tiny"))
-
-
-def blob_images(n: int, seed: int = 1) -> np.ndarray:
-    """Noisy images each with a bright rectangle somewhere: varied enough to move the tiny model's top-1."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 60, (n, 28, 28), dtype=np.uint8)
-    for image in x:
-        top, left = rng.integers(0, 20, 2)
-        height, width = rng.integers(4, 9, 2)
-        image[top:top + height, left:left + width] = rng.integers(150, 256)
-    return x
+@pytest.fixture
+def models(tiny_models) -> dict[str, Path]:
+    return tiny_models
 
 
 @pytest.fixture(scope="module")
@@ -87,21 +36,27 @@ def images() -> np.ndarray:
     return blob_images(300)
 
 
-EXPORTS = ("tflite", "int8", "onnx")
+EXPORTS = TINY_EXPORTS
+#: What each tiny model is: its backend and precision.
+EXPECTED = {"tflite": ("litert", "float32"), "int8": ("litert", "int8"), "onnx": ("onnxruntime", "float32"),
+            "keras": ("keras", "float32")}
 
 
-@pytest.mark.parametrize("kind, backend, precision", [
-    ("tflite", "litert", "float32"), ("int8", "litert", "int8"), ("onnx", "onnxruntime", "float32"),
-    ("keras", "keras", "float32")])
-def test_load_picks_the_backend_and_reads_the_model(models, kind, backend, precision):
+def test_every_backend_is_tested_on_a_tiny_model():
+    """A runtime added to BACKENDS needs a tiny model (conftest.TINY_MODELS) and an EXPECTED row here."""
+    assert {Path(file).suffix for file in TINY_MODELS.values()} == set(BACKENDS)
+    assert set(EXPECTED) == set(TINY_MODELS)
+
+
+@pytest.mark.parametrize("kind", list(TINY_MODELS))
+def test_load_picks_the_backend_and_reads_the_model(models, kind):
     predictor = Predictor.load(models[kind])
-    assert (predictor.backend, predictor.precision) == (backend, precision)
+    assert (predictor.backend, predictor.precision) == EXPECTED[kind]
     assert predictor.input_shape == (28, 28, 1) and predictor.classes == CLASS_NAMES
     assert predictor.path == models[kind] and predictor.notes == []
-    assert set(BACKENDS) == {".onnx", ".ort", ".tflite", ".keras"}
 
 
-@pytest.mark.parametrize("kind", [*EXPORTS, "keras"])
+@pytest.mark.parametrize("kind", list(TINY_MODELS))
 def test_predict_takes_any_batch_and_layout(models, images, kind):
     predictor = Predictor.load(models[kind])
     full = predictor.predict(images)  # 300 > every backend's max batch: chunked
@@ -144,7 +99,7 @@ def test_onnx_predictor_is_the_bare_session(models, images):
 
 
 def test_backends_agree_and_int8_stays_close(models, images):
-    probs = {kind: Predictor.load(models[kind]).predict(images) for kind in (*EXPORTS, "keras")}
+    probs = {kind: Predictor.load(models[kind]).predict(images) for kind in TINY_MODELS}
     for kind in ("tflite", "onnx"):
         assert np.abs(probs[kind] - probs["keras"]).max() < 1e-5, kind
     assert np.abs(probs["int8"] - probs["keras"]).max() < 0.1
@@ -213,7 +168,7 @@ def test_wrong_arrays_raise_value_errors_saying_expected_and_given(models, bad, 
         assert "expected" in str(caught.value) and needle in str(caught.value), (kind, str(caught.value))
 
 
-@pytest.mark.parametrize("kind", [*EXPORTS, "keras"])
+@pytest.mark.parametrize("kind", list(TINY_MODELS))
 def test_one_predictor_shared_by_eight_threads_equals_sequential(models, images, kind):
     predictor = Predictor.load(models[kind])
     batches = [images[i:i + n] for i, n in zip(range(0, 300, 10), [1, 3, 10, 1, 7, 2, 10, 5] * 4)] * 2
@@ -251,7 +206,8 @@ def test_missing_file_and_unknown_extension(models, tmp_path):
         Predictor.load(tmp_path / "absent.tflite")
     other = tmp_path / "model.pb"
     shutil.copy(models["tflite"], other)
-    with pytest.raises(ModelFileError, match=r"unknown model type '\.pb' \(expected one of \.onnx, \.ort, \.tflite, \.keras\)"):
+    expected = re.escape(f"unknown model type '.pb' (expected one of {', '.join(BACKENDS)})")
+    with pytest.raises(ModelFileError, match=expected):
         Predictor.load(other)
     with pytest.raises(ValueError, match="threads"):
         Predictor.load(models["tflite"], threads=0)
@@ -345,30 +301,6 @@ def test_onnx_metadata_gives_class_names(models, tmp_path):
     assert predictor.classes == tuple(names) and predictor.preprocessing["background"] == "dark"
 
 
-# A sitecustomize that makes TensorFlow (and optionally other modules) impossible to import.
-BLOCKER = textwrap.dedent("""
-    import os, sys
-
-    class _Block:
-        blocked = os.environ.get("EDGECNN_TEST_BLOCK", "tensorflow").split(",")
-
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in self.blocked:
-                raise ImportError(f"{name} is blocked in this test")
-            return None
-
-    sys.meta_path.insert(0, _Block())
-""")
-
-
-def blocking_env(tmp_path: Path, modules: str = "tensorflow") -> dict[str, str]:
-    """Environment for a subprocess in which importing ``modules`` (comma-separated) fails."""
-    folder = tmp_path / "blocker"
-    folder.mkdir(exist_ok=True)
-    (folder / "sitecustomize.py").write_text(BLOCKER)
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(REPO)]), "EDGECNN_TEST_BLOCK": modules}
-
-
 def test_onnx_and_tflite_never_import_tensorflow(models, tmp_path):
     from PIL import Image
 
@@ -384,7 +316,7 @@ def test_onnx_and_tflite_never_import_tensorflow(models, tmp_path):
         import numpy as np
         import edgecnn
         x = np.random.default_rng(0).integers(0, 256, (3, 28, 28), dtype=np.uint8)
-        for path in ({str(models['onnx'])!r}, {str(models['tflite'])!r}, {str(models['int8'])!r}):
+        for path in {[str(models[kind]) for kind in EXPORTS]!r}:
             predictor = edgecnn.Predictor.load(path)
             assert predictor.predict(x).shape == (3, 10)
             assert predictor.predict_images([{str(tmp_path / 'one.png')!r}]).shape == (1, 10)
@@ -395,7 +327,6 @@ def test_onnx_and_tflite_never_import_tensorflow(models, tmp_path):
         except edgecnn.EdgecnnError as exc:
             print(exc)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], env=blocking_env(tmp_path), capture_output=True, text=True,
-                          timeout=120)
+    proc = run_python(script, env=without(tmp_path, TENSORFLOW), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "pip install 'edgecnn[train]'" in proc.stdout  # .keras names the extra that brings TensorFlow

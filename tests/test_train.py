@@ -10,7 +10,8 @@ import pytest
 from edgecnn.model import REFERENCE_LAYERS, REFERENCE_PARAMS, build_model, layer_table, load_model
 from edgecnn.train import TrainConfig, train
 
-from .conftest import REAL_DATA, assert_one_line_error, needs_real_data, run_cli, write_idx
+from .conftest import REAL_DATA, needs_real_data, write_idx
+from .helpers import assert_one_line_error, invoke, run_cli
 
 
 def test_architecture_matches_the_reference_table():
@@ -59,23 +60,23 @@ def test_cli_train_prints_one_result_line_and_hides_tf_noise(tmp_path):
     (["--limit", "999999"], ["--limit 999999", "larger than"]),
 ])
 def test_train_rejects_bad_options(tmp_path, idx_dir, args, needles):
-    proc = run_cli("train", "--out", tmp_path / "out", "--data-dir", idx_dir, *args)
+    proc = invoke("train", "--out", tmp_path / "out", "--data-dir", idx_dir, *args)
     assert_one_line_error(proc, *needles, code=2)
 
 
 def test_train_bad_data(tmp_path, idx_dir):
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert_one_line_error(run_cli("train", "--out", tmp_path / "o", "--data-dir", empty), str(empty), code=2)
-    assert_one_line_error(run_cli("train", "--out", tmp_path / "o", "--data-dir", tmp_path / "missing"),
+    assert_one_line_error(invoke("train", "--out", tmp_path / "o", "--data-dir", empty), str(empty), code=2)
+    assert_one_line_error(invoke("train", "--out", tmp_path / "o", "--data-dir", tmp_path / "missing"),
                           "missing", code=2)
     images = idx_dir / "train-images-idx3-ubyte.gz"
     images.write_bytes(images.read_bytes()[:100])
-    assert_one_line_error(run_cli("train", "--out", tmp_path / "o", "--data-dir", idx_dir), str(images), code=2)
+    assert_one_line_error(invoke("train", "--out", tmp_path / "o", "--data-dir", idx_dir), str(images), code=2)
     write_idx(images, np.zeros((200, 28, 28), np.uint8))
     labels = idx_dir / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(b"\x1f\x8b" + labels.read_bytes()[2:4] + b"junk")
-    assert_one_line_error(run_cli("train", "--out", tmp_path / "o", "--data-dir", idx_dir), str(labels), code=2)
+    assert_one_line_error(invoke("train", "--out", tmp_path / "o", "--data-dir", idx_dir), str(labels), code=2)
 
 
 def test_train_wrong_magic_number(tmp_path, idx_dir):
@@ -85,26 +86,26 @@ def test_train_wrong_magic_number(tmp_path, idx_dir):
     raw = bytearray(gzip.decompress(labels.read_bytes()))
     raw[2] = 0x0D  # float instead of unsigned byte
     labels.write_bytes(gzip.compress(bytes(raw)))
-    assert_one_line_error(run_cli("train", "--out", tmp_path / "o", "--data-dir", idx_dir),
+    assert_one_line_error(invoke("train", "--out", tmp_path / "o", "--data-dir", idx_dir),
                           "wrong magic number", str(labels), code=2)
 
 
 def test_train_unwritable_out(tmp_path, idx_dir):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    assert_one_line_error(run_cli("train", "--out", blocker, "--data-dir", idx_dir), str(blocker), code=2)
-    assert_one_line_error(run_cli("train", "--out", blocker / "sub", "--data-dir", idx_dir), "cannot write", code=2)
+    assert_one_line_error(invoke("train", "--out", blocker, "--data-dir", idx_dir), str(blocker), code=2)
+    assert_one_line_error(invoke("train", "--out", blocker / "sub", "--data-dir", idx_dir), "cannot write", code=2)
 
 
 def test_summary_prints_the_table_and_draws_it(tmp_path):
-    proc = run_cli("summary", "--out", tmp_path)
+    proc = invoke("summary", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "333,526" in proc.stdout and "MaxPooling2D" in proc.stdout
     assert (tmp_path / "architecture.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_summary_without_graphviz_skips_only_the_picture(tmp_path):
-    proc = run_cli("summary", "--out", tmp_path, env={"PATH": "/nonexistent"})
+    proc = invoke("summary", "--out", tmp_path, env={"PATH": "/nonexistent"})
     assert proc.returncode == 0, proc.stderr
     assert "333,526" in proc.stdout
     assert "Graphviz" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 from edgecnn.errors import EdgecnnError, ModelFileError
+from edgecnn.export import FORMATS
 from edgecnn.fileio import sha256_file
 
-from .conftest import REPO, assert_one_line_error, run_cli
-from .test_bad_input import hide_tensorflow, lambda_model
+from .helpers import REPO, TENSORFLOW, assert_one_line_error, invoke, run_cli, without
+from .test_bad_input import lambda_model
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +43,21 @@ def image(tmp_path) -> Path:
 
 
 def test_summary_refuses_a_lambda_layer_unless_unsafe(lambda_keras, tmp_path):
-    refused = run_cli("summary", "--model", lambda_keras, "--out", tmp_path)
+    refused = invoke("summary", "--model", lambda_keras, "--out", tmp_path)
     assert_one_line_error(refused, str(lambda_keras), "Lambda", "--unsafe", code=2)
-    trusted = run_cli("summary", "--model", lambda_keras, "--out", tmp_path, "--unsafe")
+    trusted = invoke("summary", "--model", lambda_keras, "--out", tmp_path, "--unsafe")
     assert trusted.returncode == 0, trusted.stderr
     assert "Lambda" in trusted.stdout
 
 
 def test_export_refuses_a_lambda_layer(lambda_keras, tmp_path):
-    proc = run_cli("export", "--model", lambda_keras, "--out", tmp_path / "out", "--format", "tflite")
+    proc = invoke("export", "--model", lambda_keras, "--out", tmp_path / "out", "--format", "tflite")
     assert_one_line_error(proc, str(lambda_keras), "Lambda", code=2)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_predict_refuses_a_lambda_layer(lambda_keras, image):
-    assert_one_line_error(run_cli("predict", image, "--model", lambda_keras), str(lambda_keras), "Lambda", code=2)
+    assert_one_line_error(invoke("predict", image, "--model", lambda_keras), str(lambda_keras), "Lambda", code=2)
 
 
 def test_predictor_and_verify_refuse_a_lambda_layer(lambda_keras, tiny_bundle, tiny_data):
@@ -169,7 +170,7 @@ def _broken_variants(original: bytes, seed: int) -> dict[str, bytes]:
     return variants
 
 
-@pytest.mark.parametrize("file", ["model_fp32.onnx", "model_int8.onnx", "model_fp32.tflite", "model_int8.tflite"])
+@pytest.mark.parametrize("file", [fmt.file for fmt in FORMATS.values()])
 def test_broken_onnx_and_tflite_files_are_refused(file, tiny_bundle, tmp_path):
     """Random bytes, zeros, headers and truncations at 1%..99.9%: a ModelFileError naming the file, never a crash."""
     from edgecnn.runtime import Predictor
@@ -185,10 +186,10 @@ def test_broken_onnx_and_tflite_files_are_refused(file, tiny_bundle, tmp_path):
 
 def test_predict_and_verify_refuse_random_bytes_cleanly(tiny_bundle, tiny_data, image, tmp_path):
     rng = np.random.default_rng(1)
-    for suffix in (".onnx", ".tflite"):
+    for suffix in sorted({Path(fmt.file).suffix for fmt in FORMATS.values()}):  # every export's file type
         path = tmp_path / f"random{suffix}"
         path.write_bytes(rng.bytes(4096))
-        assert_one_line_error(run_cli("predict", image, "--model", path), str(path), "corrupt", code=2)
+        assert_one_line_error(invoke("predict", image, "--model", path), str(path), "corrupt", code=2)
     folder = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, folder)
     (folder / "model_int8.onnx").write_bytes(rng.bytes(4096))
@@ -207,7 +208,8 @@ def _rehash_export(folder: Path, file: str) -> None:
 
 
 def _no_tf(tmp_path: Path) -> dict:
-    return {"PYTHONPATH": str(hide_tensorflow(tmp_path / "no-tf"))}
+    """verify and report on a device: TensorFlow absent, so the saved reference_probs.npy is read."""
+    return without(tmp_path, TENSORFLOW)
 
 
 # ------------------------------------------------------------------ pickles

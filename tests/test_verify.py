@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgecnn.bundle.manifest import update_manifest
+from edgecnn.export import FORMATS
 from edgecnn.fileio import sha256_file
 from edgecnn.metrics import accuracy, compare_probs, confusion_matrix, per_class_accuracy, top1
 from edgecnn.verify import GATES, Thresholds, thresholds_for, verify
 
-from .conftest import REPO, assert_one_line_error, make_idx_dataset, needs_real_data, run_cli
+from .conftest import make_idx_dataset, needs_real_data, require_real_data
+from .helpers import TENSORFLOW, assert_one_line_error, invoke, run_cli, without
 
 # ----------------------------------------------------------------------------- metrics and gates (synthetic)
 
@@ -82,29 +81,6 @@ def test_overrides_replace_defaults_and_nan_fails():
 
 # ----------------------------------------------------------------------------- bad input (no trained model needed)
 
-#: Prelude for `python -c`: makes `import tensorflow` (and keras, tf2onnx) fail, as on a base install.
-NO_TENSORFLOW = """
-import sys
-class _NoTensorFlow:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "tf2onnx"):
-            raise ImportError(f"No module named {name!r} (blocked by the test)")
-sys.meta_path.insert(0, _NoTensorFlow())
-"""
-#: Prelude that hides the system dataset, so only --data-dir / EDGECNN_DATA_DIR can provide one.
-NO_SYSTEM_DATASET = """
-import pathlib, edgecnn.datasets.fashion_mnist
-edgecnn.datasets.fashion_mnist.SYSTEM_DIR = pathlib.Path("/nonexistent/fashion-mnist")
-"""
-
-
-def run_cli_after(prelude: str, *args, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Like run_cli, with ``prelude`` executed in the subprocess before the CLI starts."""
-    code = prelude + "\nimport sys\nsys.argv[0] = 'edgecnn'\nfrom edgecnn.cli import main\nmain()\n"
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
-
-
 def fake_bundle(folder: Path, *, probs: bool = True) -> Path:
     """A manifest listing one export, enough to get past target resolution."""
     folder.mkdir(parents=True)
@@ -136,12 +112,12 @@ def test_bad_input_is_one_line_exit_2(tmp_path, case, needles):
         "bad --min-agreement": [bundle, "--min-agreement", "120"],
     }[case]
     (tmp_path / "idx" / "empty").mkdir()
-    assert_one_line_error(run_cli("verify", *args), *needles, code=2)
+    assert_one_line_error(invoke("verify", *args), *needles, code=2)
 
 
-def test_test_set_not_found_via_environment_is_one_line_exit_2(tmp_path):
-    proc = run_cli_after(NO_SYSTEM_DATASET, "verify", fake_bundle(tmp_path / "b"),
-                         env={"EDGECNN_DATA_DIR": str(tmp_path / "empty")})
+def test_test_set_not_found_via_environment_is_one_line_exit_2(tmp_path, monkeypatch):
+    monkeypatch.setattr("edgecnn.datasets.fashion_mnist.SYSTEM_DIR", Path("/nonexistent/fashion-mnist"))
+    proc = invoke("verify", fake_bundle(tmp_path / "b"), env={"EDGECNN_DATA_DIR": str(tmp_path / "empty")})
     assert_one_line_error(proc, "$EDGECNN_DATA_DIR", str(tmp_path / "empty"), "does not hold", code=2)
 
 
@@ -155,6 +131,7 @@ def exported(tmp_path_factory) -> Path:
     from edgecnn.model import load_model, save_model
     from edgecnn.train import TrainConfig, train
 
+    require_real_data()
     root = tmp_path_factory.mktemp("verify")
     good = train(TrainConfig(out=root / "good", limit=3000, epochs=2)).model_path
     export_model(good)
@@ -179,19 +156,9 @@ def swap_in(bundle: Path, key: str, replacement: Path) -> Path:
     return target
 
 
-def invoke(*args) -> subprocess.CompletedProcess:
-    """`edgecnn verify ARGS` in this process (TensorFlow is already imported here: saves seconds per call)."""
-    from click.testing import CliRunner
-
-    from edgecnn.cli import cli
-
-    result = CliRunner().invoke(cli, ["verify", *map(str, args)])
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
-
-
 def table_rows(stdout: str) -> dict[str, str]:
-    keys = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "onnx", "onnx-int8", "onnx-ort", "onnx-ort-int8")
-    return {line.split()[0]: line for line in stdout.splitlines() if line.split()[:1] and line.split()[0] in keys}
+    """The result table's rows, by export format."""
+    return {line.split()[0]: line for line in stdout.splitlines() if line.split()[:1] and line.split()[0] in FORMATS}
 
 
 @needs_real_data
@@ -202,9 +169,9 @@ def test_correct_bundle_passes_and_results_are_stored(exported, tmp_path):
     lines = proc.stdout.splitlines()
     assert lines[0].startswith(f"reference: Keras model {bundle / 'model.keras'}")
     rows = table_rows(proc.stdout)
-    assert len(rows) == 9 and all(row.endswith("PASS") for row in rows.values()), proc.stdout
+    assert len(rows) == len(FORMATS) and all(row.endswith("PASS") for row in rows.values()), proc.stdout
     assert "cross-runtime tflite vs onnx: agreement 100.00%" in proc.stdout
-    assert lines[-1].startswith("PASS: all 9 exports") and str(bundle / "verify.json") in lines[-1]
+    assert lines[-1].startswith(f"PASS: all {len(FORMATS)} exports") and str(bundle / "verify.json") in lines[-1]
     assert not any(noise in proc.stderr for noise in ("oneDNN", "absl", "Traceback", "WARNING"))
 
     saved = json.loads((bundle / "verify.json").read_text())
@@ -239,7 +206,7 @@ def test_gate_fails_on_a_wrong_export(exported, tmp_path, case):
     else:  # an export of another bundle, verified against this bundle's model
         other = copy_bundle(exported, "other", tmp_path)
         args, key, why = [other / "model_fp32.onnx", "--reference", bundle / "model.keras"], "onnx", "agreement"
-    proc = invoke(*args)
+    proc = invoke("verify", *args)  # in-process: TensorFlow is already imported here
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert table_rows(proc.stdout)[key].endswith("FAIL")
     assert f"  {key}: " in proc.stdout and why in proc.stdout and "tampered" not in proc.stdout
@@ -253,7 +220,7 @@ def test_tampered_and_broken_files_fail_and_the_others_still_run(exported, tmp_p
     garbage = tmp_path / "garbage.tflite"
     garbage.write_bytes(b"x" * 99)
     swap_in(bundle, "tflite-fp16", garbage)  # its sha256 recorded: not tampered, just not a model
-    proc = invoke(bundle / "model_fp32.onnx", bundle / "model_fp16.tflite", bundle / "model_fp32.tflite")
+    proc = invoke("verify", bundle / "model_fp32.onnx", bundle / "model_fp16.tflite", bundle / "model_fp32.tflite")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     rows = table_rows(proc.stdout)
     assert rows["onnx"].endswith("FAIL") and rows["tflite-fp16"].endswith("FAIL") and rows["tflite"].endswith("PASS")
@@ -267,22 +234,24 @@ def test_tampered_and_broken_files_fail_and_the_others_still_run(exported, tmp_p
 @needs_real_data
 def test_without_tensorflow_verifies_from_saved_reference_probs(exported, tmp_path):
     bundle = copy_bundle(exported, "good", tmp_path)
-    proc = run_cli_after(NO_TENSORFLOW, "verify", bundle)
+    no_tf = without(tmp_path, TENSORFLOW)
+    proc = run_cli("verify", bundle, env=no_tf)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"reference: {bundle / 'reference_probs.npy'} saved at export time "
                                   "(TensorFlow not installed)")
-    assert len(table_rows(proc.stdout)) == 9 and proc.stdout.splitlines()[-1].startswith("PASS: all 9")
+    assert len(table_rows(proc.stdout)) == len(FORMATS)
+    assert proc.stdout.splitlines()[-1].startswith(f"PASS: all {len(FORMATS)}")
     assert "  tflite: GPU delegate: not checked: needs TensorFlow" in proc.stdout  # the other mobile checks ran
     assert "  tflite: XNNPACK: " in proc.stdout and "  onnx: NNAPI: " in proc.stdout
     assert json.loads((bundle / "verify.json").read_text())["reference"]["kind"] == "reference_probs.npy"
 
-    assert_one_line_error(run_cli_after(NO_TENSORFLOW, "verify", bundle, "--reference", bundle / "model.keras"),
+    assert_one_line_error(run_cli("verify", bundle, "--reference", bundle / "model.keras", env=no_tf),
                           "--reference", "needs TensorFlow", code=2)
     probs = np.load(bundle / "reference_probs.npy")
     np.save(bundle / "reference_probs.npy", probs[:, ::-1])
-    assert_one_line_error(run_cli_after(NO_TENSORFLOW, "verify", bundle), "reference_probs.npy", "altered", code=2)
+    assert_one_line_error(run_cli("verify", bundle, env=no_tf), "reference_probs.npy", "altered", code=2)
     (bundle / "reference_probs.npy").unlink()
-    assert_one_line_error(run_cli_after(NO_TENSORFLOW, "verify", bundle), "no reference", "TensorFlow not installed",
+    assert_one_line_error(run_cli("verify", bundle, env=no_tf), "no reference", "TensorFlow not installed",
                           code=2)
 
 
