@@ -122,7 +122,8 @@ def tiny_data(tiny_bundle) -> Path:
 # ----------------------------------------------------------------------------- tiny hand-made models
 
 #: The tiny models' kinds and files: one per runtime, and int8-in/int8-out TFLite (every BACKENDS extension).
-TINY_MODELS = {"keras": "tiny.keras", "tflite": "fp32.tflite", "int8": "int8.tflite", "onnx": "fp32.onnx"}
+TINY_MODELS = {"keras": "tiny.keras", "tflite": "fp32.tflite", "int8": "int8.tflite", "onnx": "fp32.onnx",
+               "ort": "fp32.ort"}
 #: The kinds that are exports (run without TensorFlow).
 TINY_EXPORTS = tuple(kind for kind, file in TINY_MODELS.items() if not file.endswith(".keras"))
 
@@ -162,6 +163,11 @@ def make_tiny_models(folder: Path) -> dict[str, Path]:
         proto, _ = tf2onnx.convert.from_function(tf.function(lambda x: model(x, training=False), input_signature=spec),
                                                  input_signature=spec, opset=17)
     paths["onnx"].write_bytes(proto.SerializeToString())
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    with tfquiet.quiet(stdout=True):
+        convert_onnx_models_to_ort(paths["onnx"], output_dir=folder / "ort", optimization_styles=[OptimizationStyle.Fixed])
+    (folder / "ort" / "fp32.ort").replace(paths["ort"])
     return paths
 
 

@@ -255,6 +255,10 @@ CASES: list[Case] = [
       creates=["{tmp}/out dir/" + UNICODE + "/model.keras"]),
 
     # ---- summary
+    C("explain-model-missing", "explain --model {tmp}/none.keras", ["{tmp}/none.keras", "not found"]),
+    C("explain-negative-budget", "explain --max-accuracy-drop -1", ["--max-accuracy-drop", "-1"]),
+    C("web-not-a-bundle", "web {empty_dir} --out {tmp}/web", ["{empty_dir}", "no manifest.json"]),
+    C("web-out-is-a-file", "web {B} --out {B}/manifest.json", ["{B}/manifest.json", "is a file"]),
     C("summary-model-missing", "summary --model {tmp}/none.keras", ["{tmp}/none.keras", "not found"]),
     C("summary-model-empty", "summary --model {tmp}/empty.keras", ["{tmp}/empty.keras", "not a valid .keras"],
       setup=[write("{tmp}/empty.keras", b"")]),

@@ -24,8 +24,10 @@ from .helpers import assert_one_line_error, invoke, run_cli
 DOCUMENTED_FILES = {"tflite": "model_fp32.tflite", "tflite-fp16": "model_fp16.tflite",
                     "tflite-dynamic": "model_dynamic.tflite", "tflite-int8": "model_int8.tflite",
                     "onnx": "model_fp32.onnx", "onnx-int8": "model_int8.onnx"}
-INT8 = [name for name, fmt in FORMATS.items() if fmt.precision == "int8"]
-ONNX = [name for name, fmt in FORMATS.items() if fmt.runtime == "onnxruntime"]
+#: Formats calibrated on images (the .ort files are conversions of the ONNX ones, not calibrated again).
+INT8 = [name for name, fmt in FORMATS.items() if fmt.precision == "int8" and not fmt.file.endswith(".ort")]
+#: Formats the onnx package reads (ORT-format files are flatbuffers only onnxruntime reads).
+ONNX = [name for name, fmt in FORMATS.items() if fmt.file.endswith(".onnx")]
 OTHER_SHAPE, OTHER_CLASSES = (32, 32, 3), 5
 
 

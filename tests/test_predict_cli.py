@@ -184,7 +184,7 @@ def reference_exports(tmp_path_factory) -> dict[str, Path]:
 
 def _raw_top1(path: Path, x: np.ndarray) -> np.ndarray:
     """Top-1 from the bare runtime (InferenceSession.run / interpreter invoke), quantizing by hand."""
-    if path.suffix == ".onnx":
+    if path.suffix in (".onnx", ".ort"):  # onnxruntime reads both
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

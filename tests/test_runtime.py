@@ -39,7 +39,7 @@ def images() -> np.ndarray:
 EXPORTS = TINY_EXPORTS
 #: What each tiny model is: its backend and precision.
 EXPECTED = {"tflite": ("litert", "float32"), "int8": ("litert", "int8"), "onnx": ("onnxruntime", "float32"),
-            "keras": ("keras", "float32")}
+            "ort": ("onnxruntime", "float32"), "keras": ("keras", "float32")}
 
 
 def test_every_backend_is_tested_on_a_tiny_model():

@@ -56,7 +56,18 @@ def file_facts(path: str | os.PathLike) -> ModelFacts:
             raise ModelFileError(f"cannot read the graph of TFLite model {path} (corrupt?): {first_line(exc)}") from None
     if path.suffix == ".onnx":
         return ModelFacts(size, *onnx_graph_facts(path), None)
+    if path.suffix == ".ort":  # a flatbuffer only onnxruntime reads: no graph figures, but a broken file is named now
+        _check_ort(path)
     return ModelFacts(size, None, None, None)
+
+
+def _check_ort(path: Path) -> None:
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for a bad file
+        raise ModelFileError(f"cannot load ORT-format model {path} (corrupt?): {first_line(exc)}") from None
 
 
 # --- TFLite -----------------------------------------------------------------

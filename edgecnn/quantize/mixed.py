@@ -106,11 +106,15 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
 
     interpreter = Interpreter(model_content=model, num_threads=1)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    fixed = int(inp["shape_signature"][0]) > 0  # a static batch (export --batch 1) cannot resize: one image a call
+    step = 1 if fixed else EVAL_BATCH
+    interpreter.allocate_tensors()
     chunks = []
-    for start in range(0, len(x), EVAL_BATCH):
-        batch = x[start:start + EVAL_BATCH]
-        interpreter.resize_tensor_input(inp["index"], batch.shape)
-        interpreter.allocate_tensors()
+    for start in range(0, len(x), step):
+        batch = x[start:start + step]
+        if not fixed:
+            interpreter.resize_tensor_input(inp["index"], batch.shape)
+            interpreter.allocate_tensors()
         interpreter.set_tensor(inp["index"], batch)
         interpreter.invoke()
         chunks.append(interpreter.get_tensor(out["index"]).astype(np.float32))
