@@ -15,6 +15,7 @@ import click
 from . import tfquiet
 from .errors import EdgecnnError, first_line
 from .export import ALL as ALL_FORMATS, DEFAULT_MAX_ACCURACY_DROP, FORMATS as EXPORT_FORMATS  # light: TF lazily
+from .preprocess import INPUT_RANGES, RESIZE_MODES  # light: numpy and Pillow
 from .runtime.base import MAX_THREADS  # light: numpy only
 
 PathArg = click.Path(path_type=Path)
@@ -69,6 +70,30 @@ def main() -> None:
     cli(prog_name="edgecnn")
 
 
+DATA_HELP = ("The labelled images: class folders (DIR/<class>/* or DIR/train|test[|val]/<class>/*), a .npz "
+             "('x'/'y', optional 'x_test'/'y_test', 'class_names') or the Fashion-MNIST IDX folder.")
+
+
+def data_option(*aliases: str, help: str = DATA_HELP):
+    """The one data option of every command; ``aliases`` keep older option names working."""
+    return click.option("--data", *aliases, "data", type=PathArg, default=None, help=help)
+
+
+def image_size(ctx, param, value: str | None) -> tuple[int, int] | None:
+    """HxW (or one number for a square) -> (height, width)."""
+    if value is None:
+        return None
+    try:
+        sides = tuple(int(v) for v in value.lower().split("x"))
+    except ValueError:
+        sides = ()
+    if len(sides) == 1:
+        sides = sides * 2
+    if len(sides) != 2:
+        raise click.BadParameter(f"expected HxW such as 28x28, got {value!r}", ctx=ctx, param=param)
+    return sides  # type: ignore[return-value]
+
+
 def training_options(out_help: str):
     """The options of the training recipe, shared by ``train`` and ``pipeline``."""
     options = [
@@ -77,8 +102,12 @@ def training_options(out_help: str):
         click.option("--batch-size", type=int, default=32, show_default=True),
         click.option("--patience", type=int, default=2, show_default=True, help="Early-stopping patience (epochs)."),
         click.option("--seed", type=int, default=42, show_default=True),
-        click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files."),
+        data_option("--data-dir", help=DATA_HELP + "  [default: Fashion-MNIST]"),
         click.option("--limit", type=int, default=None, help="Train on the first N training images only."),
+        click.option("--image-size", callback=image_size, default=None,
+                     help="Resize class-folder images to HxW (e.g. 28x28).  [default: their most common size]"),
+        click.option("--channels", type=click.Choice(["1", "3"]), default=None,
+                     help="1 (gray) or 3 (RGB).  [default: 1 when every image is gray]"),
     ]
 
     def decorate(command):
@@ -91,12 +120,13 @@ def training_options(out_help: str):
 
 @cli.command()
 @training_options("Where to write the model and its artifacts.")
-def train(out, epochs, batch_size, patience, seed, data_dir, limit) -> None:
-    """Train the reference CNN on Fashion-MNIST."""
+def train(out, epochs, batch_size, patience, seed, data, limit, image_size, channels) -> None:
+    """Train the reference CNN on Fashion-MNIST or your own images (sized to them)."""
     from .train import TrainConfig, train as run_train
 
-    result = run_train(TrainConfig(out=out, epochs=epochs, batch_size=batch_size, patience=patience,
-                                   seed=seed, data_dir=data_dir, limit=limit))
+    result = run_train(TrainConfig(out=out, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
+                                   data=data, limit=limit, image_size=image_size,
+                                   channels=int(channels) if channels else None))
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     m = result.metrics
@@ -129,11 +159,14 @@ def summary(model_path, out, unsafe) -> None:
 @click.option("--out", type=PathArg, default=None, help="Folder for the exports and manifest.json (default: the model's folder).")
 @click.option("--calibration-samples", type=int, default=500, show_default=True,
               help="Training images (fixed seed) that calibrate the int8 exports.")
-@click.option("--calibration-data", type=PathArg, default=None,
-              help="A .npz with calibration images 'x' (or 'x_train'), uint8 or floats in [0, 1]; optional 'x_test', "
-                   "'y_test' (reference probabilities) and 'class_names'. Needed for models not shaped like Fashion-MNIST.")
+@data_option("--data-dir", "--calibration-data",
+             help=DATA_HELP + " Calibration from its training split, the reference from its test split.  "
+                  "[default: the data the model was trained on, else Fashion-MNIST when the model fits it]")
+@click.option("--input-range", type=click.Choice(INPUT_RANGES), default=None,
+              help="The pixel range the model reads, when no leading Rescaling/Normalization layer says.  [default: 0-1]")
+@click.option("--resize", type=click.Choice(RESIZE_MODES), default=None,
+              help="How images of another size are fitted.  [default: fit for Fashion-MNIST, else center-crop]")
 @click.option("--opset", type=int, default=17, show_default=True, help="ONNX opset (13-18).")
-@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (only for files you trust).")
 @click.option("--batch", type=int, default=None,
               help="1: a static batch-1 signature, for runtimes that cannot resize (LiteRT.js, microcontrollers, "
@@ -142,7 +175,7 @@ def summary(model_path, out, unsafe) -> None:
               help="tflite-int8: points of validation accuracy int8 may lose; layers stay float until it holds "
                    "(exit 1 when no mix does).")
 @click.option("--all-int8", is_flag=True, help="tflite-int8: quantize every layer, no measurement.")
-def export(model_path, formats, out, calibration_samples, calibration_data, opset, data_dir, unsafe, batch,
+def export(model_path, formats, out, calibration_samples, data, input_range, resize, opset, unsafe, batch,
            max_accuracy_drop, all_int8) -> None:
     """Export a Keras model to TFLite (fp32, fp16, dynamic, int8, int16x8), ONNX (fp32, int8) and ORT Mobile
     (fp32, int8), described by manifest.json."""
@@ -160,9 +193,9 @@ def export(model_path, formats, out, calibration_samples, calibration_data, opse
         done.append(name)
         click.echo(f"[{len(done)}/{count}] exporting {name} -> {EXPORT_FORMATS[name].file} ...", err=True)
 
-    result = export_model(model_path, formats or (ALL_FORMATS,), out, calibration_samples=calibration_samples,
-                          calibration_data=calibration_data, opset=opset, data_dir=data_dir, unsafe=unsafe,
-                          batch=batch, max_accuracy_drop=None if all_int8 else max_accuracy_drop,
+    result = export_model(model_path, formats or (ALL_FORMATS,), out, data=data,
+                          calibration_samples=calibration_samples, opset=opset, unsafe=unsafe, batch=batch,
+                          input_range=input_range, resize=resize, max_accuracy_drop=None if all_int8 else max_accuracy_drop,
                           on_progress=progress)
     click.echo(result.table())
     click.echo(f"manifest -> {result.manifest_path}")
@@ -182,12 +215,13 @@ def export(model_path, formats, out, calibration_samples, calibration_data, opse
 @click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
               help="Points of validation accuracy int8 may lose (the choice the table proposes).")
 @click.option("--calibration-samples", type=int, default=500, show_default=True)
-@click.option("--calibration-data", type=PathArg, default=None, help=".npz with images 'x' and labels 'y'.")
+@data_option("--data-dir", "--calibration-data")
+@click.option("--input-range", type=click.Choice(INPUT_RANGES), default=None,
+              help="The pixel range the model reads, when no leading Rescaling/Normalization layer says.  [default: 0-1]")
 @click.option("--no-latency", is_flag=True, help="Skip timing each layer (faster; no latency columns or reasons).")
 @click.option("--json", "json_path", type=PathArg, default=None, help="Also write the table to this JSON file.")
-@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (only for files you trust).")
-def explain(model_path, max_accuracy_drop, calibration_samples, calibration_data, no_latency, json_path, data_dir,
+def explain(model_path, max_accuracy_drop, calibration_samples, data, input_range, no_latency, json_path,
             unsafe) -> None:
     """Per-layer int8 diagnosis (TFLite): each layer's error, latency and weights, worst first, and the
     precision mixed precision gives it. Exit 1 when no mix meets the accuracy budget."""
@@ -198,7 +232,7 @@ def explain(model_path, max_accuracy_drop, calibration_samples, calibration_data
 
     choice, validation = explain_model(model_path or default_bundle() / MODEL_FILE,
                                        max_accuracy_drop=max_accuracy_drop, calibration_samples=calibration_samples,
-                                       calibration_data=calibration_data, data_dir=data_dir,
+                                       data=data, input_range=input_range,
                                        measure_latency=not no_latency, unsafe=unsafe)
     click.echo(explain_table(choice))
     if json_path is not None:
@@ -217,16 +251,17 @@ def explain(model_path, max_accuracy_drop, calibration_samples, calibration_data
 @click.option("--min-agreement", type=float, default=None, help="Min top-1 agreement in percent, for every export.")
 @click.option("--max-accuracy-drop", type=float, default=None,
               help="Max accuracy drop in percentage points, for every export.")
-@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
+@data_option("--data-dir", help=DATA_HELP + " Its test split is used.  [default: the data recorded at export, "
+                                           "else the bundle's test_set.npz]")
 @click.pass_context
-def verify(ctx, targets, reference, json_path, atol, min_agreement, max_accuracy_drop, data_dir) -> None:
+def verify(ctx, targets, reference, json_path, atol, min_agreement, max_accuracy_drop, data) -> None:
     """Check exports against the Keras model on the whole test set (TARGETS: bundle folders or model files;
     default: every export of models/fashion-cnn). Exit 0 when all pass their gate, 1 when any fails."""
     from .errors import EXIT_FAILED
     from .verify import format_report, verify as run_verify
 
     report = run_verify(targets or None, reference=reference, atol=atol, min_agreement=min_agreement,
-                        max_accuracy_drop=max_accuracy_drop, data_dir=data_dir, json_path=json_path)
+                        max_accuracy_drop=max_accuracy_drop, data=data, json_path=json_path)
     click.echo(format_report(report))
     if not report.passed:
         ctx.exit(EXIT_FAILED)
@@ -234,15 +269,15 @@ def verify(ctx, targets, reference, json_path, atol, min_agreement, max_accuracy
 
 @cli.command()
 @click.argument("folder", type=PathArg, required=False)
-@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files.")
+@data_option("--data-dir", help=DATA_HELP + " Its test split gives the samples.  [default: as recorded at export]")
 @click.option("--readme", type=PathArg, default=None,
               help="Also rewrite the figures block of this README (between <!-- figures:start/end -->).")
-def report(folder, data_dir, readme) -> None:
+def report(folder, data, readme) -> None:
     """Write FOLDER/report.html (default: models/fashion-cnn): one self-contained page with the model, training,
     exports, errors and samples."""
     from .render.report import write_report
 
-    click.echo(f"report -> {write_report(folder, data_dir=data_dir)}")
+    click.echo(f"report -> {write_report(folder, data=data)}")
     if readme:
         from .render.readme import update_readme
 
@@ -305,8 +340,9 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
                                               "one table and one chart (default bench-compare.png).")
 @click.option("--browser", is_flag=True, help="Also time each ONNX export in headless Chromium (the `edgecnn web` "
                                               "page, onnxruntime-web wasm, batch 1).")
+@data_option("--data-dir", help=DATA_HELP + " Its test images are the inputs.  [default: as recorded at export]")
 def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_path, csv_path, plot_path,
-          compare, browser) -> None:
+          compare, browser, data) -> None:
     """Latency, throughput, memory and size of each export, next to Keras and the raw runtimes (TARGETS: bundle
     folders or model files; default: every export of models/fashion-cnn and its Keras model). Writes DIR/bench.json."""
     from . import bench as lib
@@ -320,7 +356,7 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
     options = lib.parse_options(batch_sizes=batch_sizes, threads=threads, runs=runs, warmup=warmup,
                                 max_seconds=max_seconds, quick=quick)
     report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path,
-                       browser=browser)
+                       browser=browser, data=data)
     click.echo(report.table())
     if report.ratios:
         click.echo(lib.format_ratios(report.ratios))
@@ -357,7 +393,7 @@ def web(bundle, out, model, data_dir, serve, port) -> None:
 @training_options("The bundle folder to bring up to date.")
 @click.option("--force", is_flag=True, help="Redo every step, even those that are up to date.")
 @click.pass_context
-def pipeline(ctx, out, epochs, batch_size, patience, seed, data_dir, limit, force) -> None:
+def pipeline(ctx, out, epochs, batch_size, patience, seed, data, limit, image_size, channels, force) -> None:
     """Train, export (all formats), verify, benchmark (quick) and report into OUT, skipping up-to-date steps.
     Exit 0 when every export passes verification, 1 when one fails."""
     from .errors import EXIT_FAILED
@@ -365,7 +401,7 @@ def pipeline(ctx, out, epochs, batch_size, patience, seed, data_dir, limit, forc
     from .train import TrainConfig
 
     cfg = TrainConfig(out=out, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
-                      data_dir=data_dir, limit=limit)
+                      data=data, limit=limit, image_size=image_size, channels=int(channels) if channels else None)
     result = run_pipeline(out, cfg, force=force, log=click.echo)
     click.echo("")
     click.echo(result.table())

@@ -183,6 +183,17 @@ def write_npy(target: str | os.PathLike, array: Any) -> Path:
     return write_bytes(target, buffer.getvalue())
 
 
+def write_npz(target: str | os.PathLike, **arrays: Any) -> Path:
+    """A compressed .npz of named arrays, written atomically (never pickled)."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_bytes(target, buffer.getvalue())
+
+
 def read_npy(path: str | os.PathLike) -> Any:
     """Load a .npy file without ever unpickling (a pickled one is refused); one-line errors."""
     import numpy as np

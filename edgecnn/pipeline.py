@@ -37,7 +37,7 @@ from .versions import utc_now
 
 STEPS = ("train", "export", "verify", "bench", "report")
 #: Training options whose change means another model (recorded with the data folder).
-TRAIN_OPTIONS = ("epochs", "batch_size", "patience", "seed", "limit")
+TRAIN_OPTIONS = ("epochs", "batch_size", "patience", "seed", "limit", "image_size", "channels")
 
 
 @dataclass
@@ -72,12 +72,17 @@ def file_hashes(out: Path, names: list[str]) -> dict[str, str | None]:
     return {name: sha256_file(out / name) if (out / name).is_file() else None for name in names}
 
 
-def _expected_data_source(data_dir: str | os.PathLike | None) -> str | None:
-    """The folder training reads (explicit, environment or system), found without loading it."""
-    if data_dir is not None:
-        return str(Path(data_dir).resolve())
+def _expected_data_source(data: str | os.PathLike | None) -> str | None:
+    """The data training reads (explicit, environment or system), found without loading it."""
+    if data is not None:
+        return str(Path(data).resolve())
     found = next((d for d in candidate_dirs(None) if all((d / f).is_file() for f in FILES.values())), None)
     return str(found.resolve()) if found else None
+
+
+def _as_json(value: Any) -> Any:
+    """An option as pipeline.json reads it back (tuples are lists), so an unchanged option compares equal."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _manifest(out: Path) -> Manifest | None:
@@ -207,22 +212,23 @@ def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step
             if stage == "start":
                 log(f"  export: {name} ...")
 
-        export.export_model(out / MODEL_FILE, (export.ALL,), out, data_dir=cfg.data_dir, on_progress=progress)
+        export.export_model(out / MODEL_FILE, (export.ALL,), out, data=cfg.data, on_progress=progress)
 
     export_outputs = [fmt.file for fmt in export.FORMATS.values()] + [REFERENCE_PROBS_FILE, REFERENCE_LABELS_FILE]
     return [
-        Step("train", lambda: {**{o: getattr(cfg, o) for o in TRAIN_OPTIONS}, "data": _expected_data_source(cfg.data_dir)},
+        Step("train", lambda: {**{o: _as_json(getattr(cfg, o)) for o in TRAIN_OPTIONS},
+                               "data": _expected_data_source(cfg.data)},
              existing([MODEL_FILE, METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE]),
              (MODEL_FILE, METRICS_FILE), lambda: None, lambda: train.train(cfg)),
         Step("export", lambda: file_hashes(out, [MODEL_FILE]), existing(export_outputs), (MANIFEST_FILE,),
              lambda: exports_match_manifest(out), run_export),
         Step("verify", lambda: file_hashes(out, _export_files(out) + [REFERENCE_PROBS_FILE, MODEL_FILE]),
              existing([VERIFY_FILE]), (VERIFY_FILE,), lambda: verify_stored(out),
-             lambda: verify.verify([out], data_dir=cfg.data_dir)),
+             lambda: verify.verify([out], data=cfg.data)),
         Step("bench", lambda: file_hashes(out, _export_files(out) + [MODEL_FILE]), existing([BENCH_FILE]),
-             (BENCH_FILE,), lambda: bench_complete(out), lambda: bench([out], **QUICK, data_dir=cfg.data_dir, browser=True)),
+             (BENCH_FILE,), lambda: bench_complete(out), lambda: bench([out], **QUICK, data=cfg.data, browser=True)),
         Step("report", lambda: file_hashes(out, list(report.REPORT_INPUTS)), existing([REPORT_FILE]), (REPORT_FILE,),
-             lambda: None, lambda: report.write_report(out, data_dir=cfg.data_dir)),
+             lambda: None, lambda: report.write_report(out, data=cfg.data)),
     ]
 
 

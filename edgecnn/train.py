@@ -17,7 +17,7 @@ import numpy as np
 
 from . import tfquiet
 from .bundle.files import HISTORY_FILE, METRICS_FILE, MODEL_FILE
-from .datasets import CLASS_NAMES, INPUT_SHAPE, load_dataset, train_val_split
+from .datasets import load_data, train_val_split
 from .preprocess import to_model_input
 from .errors import EdgecnnError
 from .fileio import atomic_path, ensure_writable_dir, write_json, write_text
@@ -25,6 +25,8 @@ from .model import build_model, compile_model, format_layer_table, layer_table, 
 from .versions import machine
 
 MIN_LIMIT = 10
+#: The reference CNN pools twice (2x2) after 3x3 convolutions: smaller images leave nothing to classify.
+MIN_IMAGE_SIDE = 8
 MAX_COUNT = 2**31 - 1
 MAX_SEED = 2**32 - 1
 
@@ -36,8 +38,12 @@ class TrainConfig:
     batch_size: int = 32
     patience: int = 2
     seed: int = 42
-    data_dir: Path | None = None
+    #: Class folders, a .npz or the Fashion-MNIST IDX folder (None: Fashion-MNIST from the usual places).
+    data: Path | None = None
     limit: int | None = None
+    #: (height, width) images are resized to, and 1 or 3 channels (None: read from the data).
+    image_size: tuple[int, int] | None = None
+    channels: int | None = None
 
 
 @dataclass
@@ -60,6 +66,10 @@ def validate_config(cfg: TrainConfig) -> None:
     for name in ("epochs", "batch_size", "patience"):
         if getattr(cfg, name) > MAX_COUNT:  # TF overflows a C long beyond it
             raise EdgecnnError(f"--{name.replace('_', '-')} must be at most {MAX_COUNT}, got {getattr(cfg, name)}")
+    if cfg.image_size is not None and (len(cfg.image_size) != 2 or min(cfg.image_size) < MIN_IMAGE_SIDE):
+        raise EdgecnnError(f"--image-size must be HxW with both sides at least {MIN_IMAGE_SIDE}, got {cfg.image_size}")
+    if cfg.channels not in (None, 1, 3):
+        raise EdgecnnError(f"--channels must be 1 or 3, got {cfg.channels}")
     if cfg.limit is not None and cfg.limit < MIN_LIMIT:
         raise EdgecnnError(f"--limit must be at least {MIN_LIMIT} (some images go to validation), got {cfg.limit}")
 
@@ -93,20 +103,35 @@ def _best_checkpoint(path: Path):
 
 
 def train(cfg: TrainConfig) -> TrainResult:
-    """Train the reference CNN and write model, history, metrics, plots and summary to ``cfg.out``."""
+    """Train the reference CNN, sized to the data, and write model, history, metrics, plots and summary to ``cfg.out``.
+
+    The input shape comes from the images (or ``image_size``/``channels``), the
+    output from the classes; the recipe is the same for every dataset.
+    """
     validate_config(cfg)
     out = ensure_writable_dir(cfg.out)
-    data = load_dataset(cfg.data_dir)
+    data = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, progress=True)
+    if data.y_train is None:
+        raise EdgecnnError(f"{data.source} has no training labels ('y' or 'y_train'): cannot train on it")
+    if data.x_test is None:
+        raise EdgecnnError(f"{data.source} has no test split ('x_test' and 'y_test'): cannot measure the model")
+    input_shape, classes = data.image_shape, len(data.class_names)
+    if min(input_shape[:2]) < MIN_IMAGE_SIDE:
+        raise EdgecnnError(f"{data.source} holds {input_shape[0]}x{input_shape[1]} images: the reference CNN needs "
+                           f"at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} (--image-size)")
     x_all, y_all = data.x_train, data.y_train
     if cfg.limit is not None:
         if cfg.limit > len(x_all):
             raise EdgecnnError(f"--limit {cfg.limit} is larger than the {len(x_all)} training images in {data.source}")
         x_all, y_all = x_all[:cfg.limit], y_all[:cfg.limit]
-    x_train, y_train, x_val, y_val = train_val_split(x_all, y_all, seed=cfg.seed)
+    if data.x_val is not None:  # the data's own validation folder
+        x_train, y_train, x_val, y_val = x_all, y_all, data.x_val, data.y_val
+    else:
+        x_train, y_train, x_val, y_val = train_val_split(x_all, y_all, seed=cfg.seed)
 
     seed_everything(cfg.seed)
     keras = tfquiet.keras()
-    model = build_model()
+    model = build_model(input_shape, classes)
     compile_model(model)
     model_path = out / MODEL_FILE
     checkpoint = _best_checkpoint(model_path)
@@ -117,7 +142,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     try:
         with tfquiet.quiet():  # only fd 2: Keras's progress bar stays on stdout
             history = model.fit(
-                to_model_input(x_train, INPUT_SHAPE), y_train, validation_data=(to_model_input(x_val, INPUT_SHAPE), y_val),
+                to_model_input(x_train, input_shape), y_train, validation_data=(to_model_input(x_val, input_shape), y_val),
                 epochs=cfg.epochs, batch_size=cfg.batch_size, shuffle=True,
                 callbacks=[checkpoint, stopper], verbose=1 if sys.stdout.isatty() else 2,
             ).history
@@ -131,7 +156,7 @@ def train(cfg: TrainConfig) -> TrainResult:
     history = {key: [float(v) for v in values] for key, values in history.items()}
     save_model(model, model_path)  # the restored best weights (same as the checkpoint)
     with tfquiet.quiet():
-        test_loss, test_acc = model.evaluate(to_model_input(data.x_test, INPUT_SHAPE), data.y_test, batch_size=256, verbose=0)
+        test_loss, test_acc = model.evaluate(to_model_input(data.x_test, input_shape), data.y_test, batch_size=256, verbose=0)
     epochs_run = len(history.get("loss", []))
     best_epoch = checkpoint.best_epoch
     metrics = {
@@ -154,7 +179,9 @@ def train(cfg: TrainConfig) -> TrainResult:
         "val_images": len(x_val),
         "test_images": len(data.x_test),
         "data_source": data.source,
-        "class_names": list(CLASS_NAMES),
+        "data": data.info,
+        "input_shape": list(input_shape),
+        "class_names": list(data.class_names),
         "machine": machine(),
     }
     artifacts = [model_path, write_json(out / HISTORY_FILE, history), write_json(out / METRICS_FILE, metrics)]

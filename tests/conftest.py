@@ -102,8 +102,8 @@ def _build_tiny(root: Path) -> None:
     from edgecnn.train import TrainConfig, train
 
     data = make_idx_dataset(root / "idx", n_train=600, n_test=300)
-    train(TrainConfig(out=root / "bundle", epochs=1, data_dir=data))
-    export_model(root / "bundle" / "model.keras", ("all",), calibration_samples=100, data_dir=data)
+    train(TrainConfig(out=root / "bundle", epochs=1, data=data))
+    export_model(root / "bundle" / "model.keras", ("all",), calibration_samples=100, data=data)
 
 
 @pytest.fixture(scope="session")

@@ -195,7 +195,7 @@ def bench_bundle(tiny_bundle, tmp_path_factory):
 def tiny_report(bench_bundle, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
     report = lib.bench([bench_bundle], batch_sizes=(1,), threads=(1,), runs=20, warmup=2, progress=False,
-                       data_dir=tiny_data, json_path=out / "copy.json", csv_path=out / "rows.csv",
+                       data=tiny_data, json_path=out / "copy.json", csv_path=out / "rows.csv",
                        plot_path=out / "chart.png")
     return report, out
 
@@ -297,11 +297,11 @@ def test_accuracy_comes_from_the_verify_results(bench_bundle, tmp_path):
 
 
 def test_same_images_for_every_runtime(tmp_path):
-    images, described = lib.targets.bench_images(5, (28, 28, 1), data_dir=tmp_path)  # no dataset there: seeded random
-    again, _ = lib.targets.bench_images(5, (28, 28, 1), data_dir=tmp_path)
+    images, described = lib.targets.bench_images(5, (28, 28, 1), tmp_path, data=tmp_path)  # no dataset: seeded random
+    again, _ = lib.targets.bench_images(5, (28, 28, 1), tmp_path, data=tmp_path)
     assert images.dtype == np.uint8 and images.shape == (5, 28, 28, 1) and "random" in described
     assert np.array_equal(images, again)
-    other, described = lib.targets.bench_images(2, (32, 32, 3))
+    other, described = lib.targets.bench_images(2, (32, 32, 3), tmp_path)
     assert other.shape == (2, 32, 32, 3) and "random" in described
 
 
@@ -378,7 +378,7 @@ def test_ratios_use_the_alternating_measurements():
 def test_int8_and_float32_exports_are_timed_side_by_side(tiny_bundle, tiny_data, tmp_path):
     bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))  # bench writes bench.json there
     report = lib.bench([bundle / "model_fp32.tflite", bundle / "model_int8.tflite"], batch_sizes=(1,), threads=(1,),
-                       runs=40, warmup=2, progress=False, data_dir=tiny_data)
+                       runs=40, warmup=2, progress=False, data=tiny_data)
     ratio = report.ratios["int8_vs_fp32:litert"]
     assert ratio["method"].startswith("alternating blocks") and ratio["value"] > 0
     assert (ratio["a"]["name"], ratio["b"]["name"]) == ("tflite-int8", "tflite")

@@ -41,7 +41,7 @@ def test_flex_ops_are_found_and_fail_the_gate(flex_tflite, tiny_bundle, tiny_dat
     bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
     shutil.copyfile(flex_tflite, bundle / "model_fp32.tflite")  # its sha256 recorded: not tampered, just Flex
     update_manifest(bundle, lambda m: m["exports"]["tflite"].update(sha256=sha256_file(bundle / "model_fp32.tflite")))
-    report = verify([bundle / "model_fp32.tflite", bundle / "model_fp16.tflite"], data_dir=tiny_data, progress=False)
+    report = verify([bundle / "model_fp32.tflite", bundle / "model_fp16.tflite"], data=tiny_data, progress=False)
     rows = {r.key: r for r in report.rows}
     assert not rows["tflite"].passed and rows["tflite-fp16"].passed
     assert any("Flex" in f and "FlexMatrixInverse" in f for f in rows["tflite"].failures), rows["tflite"].failures
@@ -52,7 +52,7 @@ def test_every_export_has_a_summary_in_verify_output_json_and_report(tiny_bundle
     from edgecnn.render.report import write_report
 
     bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
-    report = verify([bundle], data_dir=tiny_data, progress=False)
+    report = verify([bundle], data=tiny_data, progress=False)
     text = format_report(report)
     keys = list(read_manifest(bundle)["exports"])
     block = text.split("mobile compatibility:\n", 1)[1]

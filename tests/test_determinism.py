@@ -26,7 +26,7 @@ def _members(path: Path) -> dict[str, bytes]:
 def test_same_seed_in_another_process_writes_identical_weight_bytes(tmp_path, tiny_data):
     from edgecnn.train import TrainConfig, train
 
-    train(TrainConfig(out=tmp_path / "here", epochs=2, seed=11, data_dir=tiny_data, limit=400))
+    train(TrainConfig(out=tmp_path / "here", epochs=2, seed=11, data=tiny_data, limit=400))
     proc = run_cli("train", "--out", tmp_path / "there", "--epochs", "2", "--seed", "11", "--data-dir", tiny_data,
                    "--limit", "400")
     assert proc.returncode == 0, proc.stderr
@@ -50,7 +50,7 @@ def test_exporting_the_same_model_twice_gives_the_same_predictions(tiny_bundle, 
     from edgecnn.runtime import Predictor
 
     again = tmp_path / "again"
-    export_model(tiny_bundle / "model.keras", ("all",), again, calibration_samples=100, data_dir=tiny_data)
+    export_model(tiny_bundle / "model.keras", ("all",), again, calibration_samples=100, data=tiny_data)
     x = load_dataset(tiny_data).x_test
     assert np.array_equal(np.load(tiny_bundle / "reference_probs.npy"), np.load(again / "reference_probs.npy"))
     for name, fmt in FORMATS.items():

@@ -102,7 +102,7 @@ def other(tmp_path_factory) -> tuple[Path, Path, object]:
     np.savez(npz, x=rng.integers(0, 256, (64, *OTHER_SHAPE), dtype=np.uint8),
              x_test=rng.random((40, *OTHER_SHAPE), dtype=np.float32), y_test=rng.integers(0, OTHER_CLASSES, 40),
              class_names=np.array(["a", "b", "c", "d", "e"]))
-    result = export_model(model, out=folder / "exports", calibration_samples=32, calibration_data=npz)
+    result = export_model(model, out=folder / "exports", calibration_samples=32, data=npz)
     return folder, model, result
 
 

@@ -99,7 +99,7 @@ def test_sigkill_during_train_keeps_the_previous_artifacts(shared, tmp_path):
 
     _, data = shared
     out = tmp_path / "bundle"
-    train(TrainConfig(out=out, limit=300, epochs=1, seed=1, data_dir=data))
+    train(TrainConfig(out=out, limit=300, epochs=1, seed=1, data=data))
     before = _files(out)
 
     log = tmp_path / "train.log"
@@ -114,7 +114,7 @@ def test_sigkill_during_train_keeps_the_previous_artifacts(shared, tmp_path):
     _assert_consistent(out, before)
     load_model(out / "model.keras")  # the previous model or a complete checkpoint of the killed run
 
-    train(TrainConfig(out=out, limit=300, epochs=1, seed=1, data_dir=data))  # the next run completes
+    train(TrainConfig(out=out, limit=300, epochs=1, seed=1, data=data))  # the next run completes
     assert _temps(out) == [], f"the killed run's temp files were not swept (killed {reason})"
     _assert_consistent(out, before)
 
@@ -153,7 +153,7 @@ def test_sigkill_during_export_keeps_the_bundle_consistent(shared, tmp_path):
     assert set(manifest["exports"]) == set(FORMATS), f"an entry was lost (killed {reason})"
     _assert_exports_load(out)
 
-    export_model(out / "model.keras", ("all",), calibration_samples=100, data_dir=data)  # the next run completes
+    export_model(out / "model.keras", ("all",), calibration_samples=100, data=data)  # the next run completes
     assert _temps(out) == []
     _assert_consistent(out, before)
     _assert_exports_load(out)
@@ -185,7 +185,7 @@ def test_sigkill_during_pipeline_then_the_next_run_completes(shared, tmp_path, m
     monkeypatch.setattr(edgecnn.pipeline, "QUICK", {"batch_sizes": (1,), "threads": (1,), "runs": 5, "warmup": 1,
                                                     "include_keras": False})  # Keras workers: a TF start each
     lines: list[str] = []
-    result = edgecnn.pipeline.run_pipeline(out, TrainConfig(out=out, limit=300, epochs=1, data_dir=data),
+    result = edgecnn.pipeline.run_pipeline(out, TrainConfig(out=out, limit=300, epochs=1, data=data),
                                            log=lines.append)
     ran = {step.name: step.ran for step in result.steps}
     assert ran == {"train": False, "export": True, "verify": True, "bench": True, "report": True}, lines

@@ -16,7 +16,7 @@ from edgecnn.verify.compat import check_compatibility
 def batch_one(tiny_bundle, tiny_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("batch1")
     export_model(tiny_bundle / "model.keras", ("tflite", "tflite-int8", "onnx", "onnx-int8", "onnx-ort"), out,
-                 calibration_samples=20, data_dir=tiny_data, batch=1)
+                 calibration_samples=20, data=tiny_data, batch=1)
     return out
 
 

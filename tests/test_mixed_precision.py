@@ -191,7 +191,7 @@ def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case
     npz = tmp_path / "images.npz"
     np.savez(npz, x=x, y=y, x_test=x_test, y_test=y_test)
     result = export_model(source.model_path, ["tflite-int8"], tmp_path / "out", calibration_samples=200,
-                          calibration_data=npz, max_accuracy_drop=0.3)
+                          data=npz, max_accuracy_drop=0.3)
     assert not result.missed_budgets
     record = load_manifest(tmp_path / "out").exports["tflite-int8"]
     assert record.mixed_precision.met and record.mixed_precision.max_accuracy_drop_points == 0.3

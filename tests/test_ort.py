@@ -49,11 +49,11 @@ def test_predictor_runs_ort_files_like_their_onnx_source(tiny_bundle, tiny_data)
 
 def test_verify_gates_ort_files_by_their_precision(tiny_bundle, tiny_data, tmp_path):
     bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
-    report = verify([bundle / "model_fp32.ort"], data_dir=tiny_data, progress=False)
+    report = verify([bundle / "model_fp32.ort"], data=tiny_data, progress=False)
     (row,) = report.rows
     assert row.passed and row.thresholds.atol == 1e-4 and row.comparison.max_abs_diff <= 1e-4
     # An int8 graph under the float32 file name (its sha256 recorded, so only its numbers can fail it)
     shutil.copyfile(bundle / "model_int8.ort", bundle / "model_fp32.ort")
     update_manifest(bundle, lambda m: m["exports"]["onnx-ort"].update(sha256=sha256_file(bundle / "model_fp32.ort")))
-    (row,) = verify([bundle / "model_fp32.ort"], data_dir=tiny_data, progress=False).rows
+    (row,) = verify([bundle / "model_fp32.ort"], data=tiny_data, progress=False).rows
     assert not row.passed and any("max abs diff" in failure for failure in row.failures), row.failures

@@ -116,6 +116,6 @@ def test_summary_without_graphviz_skips_only_the_picture(tmp_path):
 @needs_real_data
 def test_default_training_reaches_reference_accuracy(tmp_path):
     """The textbook recipe on the real data: test accuracy >= 0.905 (reference 0.9073)."""
-    result = train(TrainConfig(out=tmp_path / "full", data_dir=REAL_DATA))
+    result = train(TrainConfig(out=tmp_path / "full", data=REAL_DATA))
     assert result.metrics["test_accuracy"] >= 0.905, result.metrics
     assert result.metrics["epochs_run"] <= 20

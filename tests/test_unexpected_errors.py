@@ -65,7 +65,7 @@ def onnx_predict_bug(monkeypatch) -> str:
 def test_verify_lets_an_unexpected_exception_propagate(bundle, tiny_data, onnx_predict_bug):
     target = bundle / FORMATS["onnx"].file
     with pytest.raises(TypeError, match="unsupported operand"):
-        verify([target], data_dir=tiny_data, progress=False)
+        verify([target], data=tiny_data, progress=False)
 
     proc = invoke("verify", target, "--data-dir", tiny_data)
     line = assert_one_line_error(proc, "unexpected TypeError", onnx_predict_bug, "--debug", code=3)
@@ -95,12 +95,12 @@ def test_a_file_gets_the_manifest_entry_of_its_bytes_not_of_its_name(bundle, tin
     fp32 = bundle / FORMATS["onnx"].file
     renamed = bundle / "copy of the float model.onnx"  # a name the manifest does not list
     shutil.copyfile(fp32, renamed)
-    (row,) = verify([renamed], data_dir=tiny_data, progress=False).rows
+    (row,) = verify([renamed], data=tiny_data, progress=False).rows
     assert (row.key, row.precision, row.thresholds) == ("onnx", "float32", GATES["float32"]) and row.passed
 
     int8_name = bundle / FORMATS["onnx-int8"].file  # the float model under the int8 file's name:
     shutil.copyfile(fp32, int8_name)  # it is the onnx entry's file, gated as float32, not int8's looser gate
-    (row,) = verify([int8_name], data_dir=tiny_data, progress=False).rows
+    (row,) = verify([int8_name], data=tiny_data, progress=False).rows
     assert (row.key, row.precision, row.thresholds) == ("onnx", "float32", GATES["float32"]) and row.passed
     assert row.thresholds != GATES["int8"]
 
@@ -108,7 +108,7 @@ def test_a_file_gets_the_manifest_entry_of_its_bytes_not_of_its_name(bundle, tin
 def test_a_listed_file_whose_bytes_changed_fails_as_tampered(bundle, tiny_data):
     listed = bundle / FORMATS["onnx-int8"].file
     listed.write_bytes(listed.read_bytes() + b"\0")  # no entry holds these bytes; the name is onnx-int8's
-    (row,) = verify([listed], data_dir=tiny_data, progress=False).rows
+    (row,) = verify([listed], data=tiny_data, progress=False).rows
     assert row.key == "onnx-int8" and not row.passed
     assert row.failures[0].startswith(f"tampered: sha256 of {listed.name}"), row.failures
     proc = invoke("verify", listed, "--data-dir", tiny_data)
@@ -138,7 +138,7 @@ def test_a_bug_in_a_report_section_propagates(tmp_path, idx_dir, monkeypatch):
     folder = _one_file_bundle(tmp_path / "b")
     _section_raising(monkeypatch, "training", KeyError("val_accuracy"))
     with pytest.raises(KeyError, match="val_accuracy"):
-        report.write_report(folder, data_dir=idx_dir)
+        report.write_report(folder, data=idx_dir)
     proc = invoke("report", folder, "--data-dir", idx_dir)
     assert_one_line_error(proc, "unexpected KeyError", "val_accuracy", code=3)
     assert not (folder / "report.html").exists()  # no page that hides the bug as a degraded section

@@ -67,7 +67,7 @@ def test_predictor_and_verify_refuse_a_lambda_layer(lambda_keras, tiny_bundle, t
     with pytest.raises(ModelFileError, match="Lambda"):
         Predictor.load(lambda_keras)
     with pytest.raises(ModelFileError, match="Lambda"):
-        verify([tiny_bundle / "model_fp32.onnx"], reference=lambda_keras, data_dir=tiny_data, progress=False)
+        verify([tiny_bundle / "model_fp32.onnx"], reference=lambda_keras, data=tiny_data, progress=False)
 
 
 # --------------------------------------------- .keras configs that name code
@@ -263,7 +263,7 @@ def test_pickled_calibration_data_is_refused(tiny_bundle, tmp_path):
     evil = tmp_path / "calibration.npz"
     np.savez(evil, x=_pickled_array(marker), allow_pickle=True)
     with pytest.raises(EdgecnnError, match="allow_pickle=False") as info:
-        export_model(tiny_bundle / "model.keras", ("tflite-int8",), tmp_path / "out", calibration_data=evil)
+        export_model(tiny_bundle / "model.keras", ("tflite-int8",), tmp_path / "out", data=evil)
     assert str(evil) in str(info.value)
     assert not marker.exists() and not (tmp_path / "out" / "model_int8.tflite").exists()
 

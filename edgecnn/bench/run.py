@@ -59,11 +59,12 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
           threads: Sequence[int | None] = (1, None), runs: int = 1000, warmup: int = 100,
           json_path: str | os.PathLike | None = None, csv_path: str | os.PathLike | None = None,
           plot_path: str | os.PathLike | None = None, progress: bool = True, include_keras: bool = True,
-          data_dir: str | os.PathLike | None = None, max_seconds: int | None = None,
+          data: str | os.PathLike | None = None, max_seconds: int | None = None,
           browser: bool = False) -> BenchReport:
     """Benchmark bundle folders or model files (default: every export of the default bundle and its Keras model).
 
-    ``threads`` may hold ``None`` for all cores. ``max_seconds`` caps the timed runs
+    ``threads`` may hold ``None`` for all cores. The inputs are each bundle's test images (``data`` overrides
+    where they come from; see :func:`edgecnn.datasets.bundled.bundle_test_set`). ``max_seconds`` caps the timed runs
     of each case (slow Keras ``model.predict``): each row records the runs it made.
     Results go to DIR/bench.json (DIR: the first target's folder) and to
     ``json_path``/``csv_path``/``plot_path`` when given. ``browser`` adds a batch-1 row per ONNX
@@ -85,7 +86,7 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
     rows: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
-        inputs = _save_inputs(found, max(cfg.batch_sizes), Path(tmp), data_dir)
+        inputs = _save_inputs(found, max(cfg.batch_sizes), Path(tmp), data)
         common = {"runs": cfg.runs, "warmup": cfg.warmup, "max_seconds": cfg.max_seconds}
         jobs: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None]]] = []
         for t in found:
@@ -131,11 +132,12 @@ def quantization_pairs(found: list[BenchTarget]) -> list[tuple[str, BenchTarget,
 
 
 def _save_inputs(found: list[BenchTarget], count: int, folder: Path,
-                 data_dir: str | os.PathLike | None) -> dict[tuple[int, ...], tuple[Path, str]]:
-    """One .npy of input images per input shape, shared by every case of that shape."""
+                 data: str | os.PathLike | None) -> dict[tuple[int, ...], tuple[Path, str]]:
+    """One .npy of input images per input shape (from the first bundle of that shape), shared by its cases."""
     inputs = {}
+    first = {t.input_shape: t.path.parent for t in reversed(found)}
     for shape in dict.fromkeys(t.input_shape for t in found):
-        images, described = bench_images(count, shape, data_dir)
+        images, described = bench_images(count, shape, first[shape], data)
         path = folder / f"images-{len(inputs)}.npy"
         np.save(path, images)
         inputs[shape] = (path, described)

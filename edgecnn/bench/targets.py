@@ -12,7 +12,8 @@ import numpy as np
 from ..bundle.files import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, VERIFY_FILE, default_bundle
 from ..bundle.schema import VERIFY_WHAT, VerifyFile, read_checked
 from ..bundle.targets import manifest_of, resolve_targets
-from ..datasets.fashion_mnist import INPUT_SHAPE, load_dataset
+from ..datasets.bundled import test_set_of
+from ..datasets.fashion_mnist import INPUT_SHAPE
 from ..errors import DataError, EdgecnnError
 from ..fileio import read_json
 from ..runtime import backend_class
@@ -117,15 +118,16 @@ def _unique_names(found: list[BenchTarget]) -> None:
         seen.add(t.name)
 
 
-def bench_images(n: int, shape: tuple[int, ...], data_dir: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
-    """``n`` uint8 images for every runtime: Fashion-MNIST test images when found, else seeded random."""
-    if tuple(shape) == INPUT_SHAPE:
-        try:
-            x_test = load_dataset(data_dir, allow_download=False).x_test
-        except DataError:
-            x_test = None
-        if x_test is not None and len(x_test):
-            images = x_test[np.arange(n) % len(x_test)]
-            return images, f"Fashion-MNIST test images (first {min(n, len(x_test))})"
+def bench_images(n: int, shape: tuple[int, ...], folder: Path,
+                 data: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
+    """``n`` images of ``shape`` for every runtime: the bundle's own test images when found, else seeded random."""
+    try:
+        test = test_set_of(folder, manifest_of(folder, required=False), data)
+        x_test = test.x if test.x.shape[1:] in (tuple(shape), tuple(shape[:-1])) and len(test.x) else None
+        why = f"its test images have shape {test.x.shape[1:]}"
+    except DataError as exc:
+        x_test, why = None, str(exc)
+    if x_test is not None:
+        return x_test[np.arange(n) % len(x_test)], f"{test.source} (first {min(n, len(x_test))})"
     images = np.random.default_rng(INPUT_SEED).integers(0, 256, (n, *shape), dtype=np.uint8)
-    return images, f"random uint8 images {tuple(shape)} (seed {INPUT_SEED}; Fashion-MNIST not found)"
+    return images, f"random uint8 images {tuple(shape)} (seed {INPUT_SEED}; no test images: {why})"

@@ -21,6 +21,7 @@ BENCH_FILE = "bench.json"
 REPORT_FILE = "report.html"
 PIPELINE_FILE = "pipeline.json"
 REQUIRED_OPERATORS_FILE = "required_operators.config"
+TEST_SET_FILE = "test_set.npz"  # compact copy of the test split of data that is not Fashion-MNIST
 MANIFEST_LOCK_FILE = ".manifest.lock"
 PIPELINE_LOCK_FILE = ".pipeline.lock"
 DEFAULT_RELATIVE = Path("models") / "fashion-cnn"

@@ -196,6 +196,22 @@ class ReferenceSection:
 
 
 @dataclass(frozen=True)
+class DataSection:
+    """The labelled images of the export: where they are, how they were split, and a fingerprint to spot changes."""
+
+    kind: str  # "fashion-mnist" | "folders" | "npz"
+    source: str
+    path: str | None = None
+    fingerprint: str | None = None
+    split: dict[str, Any] | None = None
+    counts: dict[str, Any] | None = None
+    #: The compact copy of the test split kept in the bundle (data other than Fashion-MNIST).
+    test_set_file: str | None = None
+    test_set_sha256: str | None = None
+    test_set_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class Manifest:
     schema: int
     exports: dict[str, ExportRecord] = field(default_factory=dict)
@@ -204,6 +220,7 @@ class Manifest:
     preprocessing: dict[str, Any] | None = None
     reference: ReferenceSection | None = None
     required_operators: dict[str, Any] | None = None  # the ORT Mobile operators config of the .ort exports
+    data: DataSection | None = None
 
 
 # --------------------------------------------------------------------------- verify.json
@@ -266,6 +283,8 @@ class VerifyFile:
     reference: VerifiedReference
     exports: dict[str, VerifiedExport]
     cross_runtime: list[CrossRuntime] = field(default_factory=list)
+    test_set: str | None = None
+    class_names: list[str] | None = None
 
 
 # --------------------------------------------------------------------------- bench.json

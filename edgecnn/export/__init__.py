@@ -17,17 +17,19 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .. import tfquiet
-from ..bundle.files import MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, default_bundle
+from ..bundle.files import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, default_bundle
 from ..bundle.manifest import update_manifest
-from ..preprocess import to_model_input
+from ..datasets.bundled import data_section, load_for_model
+from ..runtime.base import softmax
 from ..errors import EXIT_FAILED, DataError, EdgecnnError, first_line
-from ..fileio import atomic_path, ensure_writable_dir, format_bytes, sha256_file, write_npy
+from ..fileio import atomic_path, ensure_writable_dir, format_bytes, read_json, sha256_file, write_npy
 from . import onnx as onnx_export
 from . import ort
 from . import tflite
 from ..quantize.mixed import DEFAULT_MAX_ACCURACY_DROP
 from .entry import export_entry, set_model, stale_exports
-from .source import ExportSource, ImageSets, load_images
+from .preprocessing import decide_preprocessing
+from .source import ExportSource
 
 
 @dataclass(frozen=True)
@@ -94,15 +96,20 @@ def resolve_formats(formats: Iterable[str]) -> list[ExportFormat]:
 
 
 def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[str] = (ALL,),
-                 out: str | os.PathLike | None = None, *, calibration_samples: int = 500,
-                 calibration_data: str | os.PathLike | None = None, opset: int = 17,
-                 data_dir: str | os.PathLike | None = None, unsafe: bool = False, batch: int | None = None,
+                 out: str | os.PathLike | None = None, *, data: str | os.PathLike | None = None,
+                 calibration_samples: int = 500, opset: int = 17, unsafe: bool = False, batch: int | None = None,
+                 input_range: str | None = None, resize: str | None = None,
                  max_accuracy_drop: float | None = DEFAULT_MAX_ACCURACY_DROP,
                  on_progress: Callable[[str, str], None] | None = None) -> ExportResult:
     """Write the requested exports of a ``.keras`` model to ``out`` (default: the model's folder).
 
-    Also saves the Keras probabilities on the test set (``reference_probs.npy``,
+    ``data`` holds the labelled images (class folders, a .npz or the Fashion-MNIST
+    IDX folder; default: the data the model was trained on, else Fashion-MNIST
+    when the model fits it): calibration from its training split, the Keras
+    probabilities on its test split (``reference_probs.npy``,
     ``reference_labels.npy``) so exports can be verified without TensorFlow.
+    ``input_range``/``resize`` set the preprocessing the model cannot tell
+    (see :mod:`edgecnn.export.preprocessing`).
     ``batch=1`` writes a static batch-1 signature (LiteRT.js, microcontrollers, NPUs that cannot resize);
     the default is a dynamic batch. ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
     ``"reference"`` and for each format. ``max_accuracy_drop`` (points of
@@ -110,8 +117,6 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     (see :mod:`edgecnn.quantize`); None quantizes every layer. A budget that
     no mix meets still writes the best mix and lists it in ``missed_budgets``.
     """
-    from ..model import load_model, model_io
-
     chosen = resolve_formats(formats)
     if calibration_samples < 1:
         raise EdgecnnError(f"--calibration-samples must be at least 1, got {calibration_samples}")
@@ -119,37 +124,27 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
         raise EdgecnnError(f"--batch must be 1 (a static batch-1 signature) or left out (a dynamic batch), got {batch}")
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise EdgecnnError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET}, got {opset}")
-    progress = on_progress or (lambda name, stage: None)
-    model_path = Path(model_path) if model_path is not None else default_bundle() / MODEL_FILE
-    model = load_model(model_path, unsafe=unsafe)
-    input_shape, classes = model_io(model)
-    calibrated = any(fmt.precision in ("int8", "int16x8") for fmt in chosen)
-    notes: list[str] = []
-    try:
-        images = load_images(input_shape, classes, calibration_data=calibration_data, data_dir=data_dir)
-    except DataError as exc:
-        if calibrated:
-            raise
-        images = ImageSets(None, None)
-        notes.append(f"reference probabilities not saved: {exc}")
     if max_accuracy_drop is not None and not max_accuracy_drop >= 0:
         raise EdgecnnError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
-    source = ExportSource(model, model_path, sha256_file(model_path), input_shape, classes, images,
-                          calibration_samples=calibration_samples, opset=opset, batch=batch,
-                          max_accuracy_drop=max_accuracy_drop)
-    if calibrated:
-        source.calibration()  # fail now, before any file is written, if there are no calibration images
+    progress = on_progress or (lambda name, stage: None)
+    model_path = Path(model_path) if model_path is not None else default_bundle() / MODEL_FILE
+    source, notes = load_source(model_path, data, calibrated=any(fmt.precision in ("int8", "int16x8") for fmt in chosen),
+                                calibration_samples=calibration_samples, opset=opset, batch=batch,
+                                input_range=input_range, resize=resize, max_accuracy_drop=max_accuracy_drop,
+                                unsafe=unsafe)
+    dataset = source.data
     folder = ensure_writable_dir(out if out is not None else model_path.parent)
 
     reference = None
-    if images.x_test is not None:
+    if dataset is not None and dataset.x_test is not None:
         progress("reference", "start")
         reference = write_reference(source, folder)
         progress("reference", "done")
-    elif not notes:
-        notes.append("no test images: reference probabilities not saved "
-                     "(give --calibration-data a .npz with 'x_test' and 'y_test')")
-    manifest = update_manifest(folder, lambda m: set_model(m, source, folder, reference))
+    elif dataset is not None:
+        notes.append(f"{dataset.source} has no test images: reference probabilities not saved "
+                     "(a .npz needs 'x_test' and 'y_test')")
+    recorded = data_section(dataset, folder) if dataset is not None else None
+    manifest = update_manifest(folder, lambda m: set_model(m, source, folder, reference, recorded))
 
     entries: list[ExportEntry] = []
     missed: list[str] = []
@@ -179,6 +174,49 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
                         missed)
 
 
+def load_source(model_path: Path, data: str | os.PathLike | None, *, calibrated: bool, unsafe: bool = False,
+                input_range: str | None = None, resize: str | None = None, **options) -> tuple[ExportSource, list[str]]:
+    """The model, its data and its preprocessing, loaded and checked before any file is written; and notes.
+
+    ``calibrated``: the formats need calibration images, so missing data is an
+    error rather than a note. ``options`` are :class:`ExportSource` fields.
+    """
+    from ..model import load_model, model_io
+
+    model = load_model(model_path, unsafe=unsafe)
+    input_shape, classes = model_io(model)
+    notes: list[str] = []
+    if data is None:
+        data = trained_on(model_path, notes)
+    try:
+        dataset = load_for_model(data, input_shape, classes, resize=resize or "center-crop", progress=True)
+    except DataError as exc:
+        if calibrated or data is not None:
+            raise
+        dataset = None
+        notes.append(f"reference probabilities not saved: {exc}")
+    preprocessing = decide_preprocessing(model, input_shape, dataset, input_range=input_range, resize=resize,
+                                         notes=notes)
+    source = ExportSource(model, model_path, sha256_file(model_path), input_shape, classes, dataset, preprocessing,
+                          **options)
+    if calibrated:
+        source.calibration()  # fail now, before any file is written, if there are no calibration images
+    return source, notes
+
+
+def trained_on(model_path: Path, notes: list[str]) -> str | None:
+    """The data ``edgecnn train`` recorded beside the model (its metrics.json), when it is not Fashion-MNIST."""
+    metrics = model_path.parent / METRICS_FILE
+    try:
+        recorded = read_json(metrics, what="metrics").get("data") if metrics.is_file() else None
+    except (EdgecnnError, AttributeError):  # unreadable metrics: nothing recorded, the default data applies
+        return None
+    if not isinstance(recorded, dict) or recorded.get("kind") in (None, "fashion-mnist") or not recorded.get("path"):
+        return None
+    notes.append(f"data: {recorded['path']}, as recorded when {model_path.name} was trained (--data to change)")
+    return recorded["path"]
+
+
 def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: list[str]) -> dict:
     """Write one format atomically and return its manifest entry; a converter crash becomes one line."""
     started = time.perf_counter()
@@ -195,15 +233,20 @@ def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: 
 
 
 def write_reference(source: ExportSource, folder: Path) -> dict:
-    """Keras probabilities (float32) and labels (uint8) on the test images, and their manifest section."""
-    images = source.images
-    x = to_model_input(images.x_test, source.input_shape)
+    """Keras probabilities (float32) and labels on the test images, and their manifest section.
+
+    A logits model's outputs go through the same softmax the predictor applies,
+    so the saved reference compares with every runtime as it is.
+    """
+    data = source.data
     with tfquiet.quiet():
-        probs = np.asarray(source.model.predict(x, batch_size=500, verbose=0), dtype=np.float32)
-    labels = np.asarray(images.y_test, dtype=np.uint8)
+        out = np.asarray(source.model.predict(source.model_input(data.x_test), batch_size=500, verbose=0),
+                         dtype=np.float32)
+    probs = softmax(out) if source.preprocessing["output"] == "logits" else out
+    labels = np.asarray(data.y_test, dtype=np.uint8 if len(source.class_names) <= 256 else np.int64)
     probs_path = write_npy(folder / REFERENCE_PROBS_FILE, probs)
     labels_path = write_npy(folder / REFERENCE_LABELS_FILE, labels)
     return {"probs_file": REFERENCE_PROBS_FILE, "labels_file": REFERENCE_LABELS_FILE, "images": int(len(labels)),
             "keras_accuracy": float(np.mean(probs.argmax(axis=1) == labels)), "model_sha256": source.sha256,
             "probs_sha256": sha256_file(probs_path), "labels_sha256": sha256_file(labels_path),
-            "data": images.test_source}
+            "data": f"test split of {data.source}"}

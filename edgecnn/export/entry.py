@@ -44,11 +44,16 @@ def export_entry(fmt: ExportFormat, path: Path, source: ExportSource, details: d
     }
 
 
-def set_model(manifest: dict, source: ExportSource, folder: Path, reference: dict | None) -> None:
+def set_model(manifest: dict, source: ExportSource, folder: Path, reference: dict | None,
+              data: dict | None) -> None:
     """Top-level fields; a reference computed from another model is dropped rather than left to mislead."""
     manifest["model"] = model_section(source, folder)
     manifest["class_names"] = source.class_names
     manifest["preprocessing"] = source.preprocessing
+    if data is not None:
+        manifest["data"] = data
+    else:
+        manifest.pop("data", None)
     if reference is not None:
         manifest["reference"] = reference
     elif (manifest.get("reference") or {}).get("model_sha256") != source.sha256:

@@ -72,10 +72,10 @@ def export_int8(source: ExportSource, path: Path) -> dict:
     """
     if source.max_accuracy_drop is None:
         return export_full_int8(source, path)
-    if source.images.calibration_labels is None:
+    if not source.has_labels:
         return {**export_full_int8(source, path),
                 "note": "every layer int8: no labelled validation images to choose mixed precision on "
-                        "(give --calibration-data a .npz with labels 'y' beside 'x')"}
+                        "(give --data labelled images: class folders, or a .npz with 'y' beside 'x')"}
     from ..quantize import choose_tflite_int8
 
     choice = choose_tflite_int8(source, source.max_accuracy_drop)

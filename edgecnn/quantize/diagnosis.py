@@ -17,25 +17,18 @@ from .mixed import DEFAULT_MAX_ACCURACY_DROP, MixedChoice, worst_first
 
 
 def explain_model(model_path: str | os.PathLike, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
-                  calibration_samples: int = 500, calibration_data: str | os.PathLike | None = None,
-                  data_dir: str | os.PathLike | None = None, measure_latency: bool = True,
+                  calibration_samples: int = 500, data: str | os.PathLike | None = None,
+                  input_range: str | None = None, measure_latency: bool = True,
                   unsafe: bool = False) -> tuple[MixedChoice, str]:
     """Measure every layer of the ``.keras`` model for TFLite int8; the choice and where validation came from."""
     from ..errors import EdgecnnError
-    from ..export.source import ExportSource, load_images
-    from ..fileio import sha256_file
-    from ..model import load_model, model_io
+    from ..export import load_source
     from . import choose_tflite_int8
 
     if not max_accuracy_drop >= 0:
         raise EdgecnnError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
-    path = Path(model_path)
-    model = load_model(path, unsafe=unsafe)
-    input_shape, classes = model_io(model)
-    images = load_images(input_shape, classes, calibration_data=calibration_data, data_dir=data_dir)
-    source = ExportSource(model, path, sha256_file(path), input_shape, classes, images,
-                          calibration_samples=calibration_samples)
-    source.calibration()
+    source, _ = load_source(Path(model_path), data, calibrated=True, unsafe=unsafe, input_range=input_range,
+                            calibration_samples=calibration_samples)
     return choose_tflite_int8(source, max_accuracy_drop, measure_latency=measure_latency), source.validation_source()
 
 

@@ -38,12 +38,22 @@ def _png(fig, dpi: int = 90) -> bytes:
     return buffer.getvalue()
 
 
+def as_pixels(image: np.ndarray) -> np.ndarray:
+    """A test image as uint8 (H, W) or (H, W, 3): datasets hold uint8 pixels or floats in [0, 1]."""
+    pixels = np.asarray(image).squeeze()
+    if pixels.dtype != np.uint8:
+        pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
+    return pixels
+
+
 def thumbnail_png(image: np.ndarray, scale: int = 3) -> bytes:
-    """A grayscale test image, inverted and enlarged by pixel repetition (keeps the pixels sharp)."""
+    """A test image enlarged by pixel repetition (keeps the pixels sharp); gray ones inverted, as the samples chart."""
     from PIL import Image
 
-    pixels = 255 - np.asarray(image, dtype=np.uint8).squeeze()  # dark on light, as the samples chart shows them
-    big = Image.fromarray(pixels, mode="L").resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.NEAREST)
+    pixels = as_pixels(image)
+    if pixels.ndim == 2:
+        pixels = 255 - pixels  # dark on light
+    big = Image.fromarray(pixels).resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.NEAREST)
     buffer = io.BytesIO()
     big.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -121,7 +131,7 @@ def samples_png(images: np.ndarray, probs: np.ndarray, labels: Sequence[int], cl
         p = np.asarray(probs[slot], dtype=np.float64)
         predicted, truth = int(np.argmax(p)), int(labels[slot])
         color = OK_COLOR if predicted == truth else BAD_COLOR
-        image_ax.imshow(np.asarray(images[slot]).squeeze(), cmap="gray_r", vmin=0, vmax=255)
+        image_ax.imshow(as_pixels(images[slot]), cmap="gray_r", vmin=0, vmax=255)
         image_ax.set_xticks([])
         image_ax.set_yticks([])
         image_ax.set_title(f"{names[predicted]} {p[predicted]:.0%}", fontsize=8, color=color)

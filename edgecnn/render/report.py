@@ -23,7 +23,7 @@ from ..bundle.files import (ARCHITECTURE_FILE, BENCH_FILE, HISTORY_FILE, MANIFES
                             REFERENCE_PROBS_FILE, REPORT_FILE, SUMMARY_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle)
 from ..bundle.results import MADE_BY, READERS, TEST_SET, Bundle, load_bundle
 from ..bundle.schema import VerifiedExport
-from ..datasets.fashion_mnist import Dataset, load_dataset
+from ..datasets.bundled import TestSet, test_set_of
 from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
 from ..metrics import confusion_matrix, top1
@@ -91,7 +91,7 @@ def layer_rows(summary: str) -> list[list[str]]:
     return [list(m.groups()) for m in map(SUMMARY_ROW.match, summary.splitlines()) if m]
 
 
-def section_model(bundle: Bundle, _data: Dataset | None) -> str:
+def section_model(bundle: Bundle, _data: TestSet | None) -> str:
     parts = ['<div class="split"><div>', png_file(bundle, ARCHITECTURE_FILE, "architecture diagram", "arch"),
              "</div><div>"]
     rows = layer_rows(bundle.summary) if bundle.summary else []
@@ -106,7 +106,7 @@ def section_model(bundle: Bundle, _data: Dataset | None) -> str:
     return "".join(parts) + "</div></div>"
 
 
-def section_training(bundle: Bundle, _data: Dataset | None) -> str:
+def section_training(bundle: Bundle, _data: TestSet | None) -> str:
     m = bundle.metrics
     parts = []
     if m:
@@ -134,7 +134,7 @@ def section_training(bundle: Bundle, _data: Dataset | None) -> str:
     return "".join(parts)
 
 
-def section_exports(bundle: Bundle, _data: Dataset | None) -> str:
+def section_exports(bundle: Bundle, _data: TestSet | None) -> str:
     parts = []
     for name in (MANIFEST_FILE, VERIFY_FILE, BENCH_FILE):
         if getattr(bundle, READERS[name][0]) is None:
@@ -232,7 +232,7 @@ def _gates(bundle: Bundle) -> str:
     return f"<p class='small'>Gates, checked on {e(images)} test images: {e(text)}.</p>"
 
 
-def _test_set(bundle: Bundle, data: Dataset | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
+def _test_set(bundle: Bundle, data: TestSet | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | str:
     """Test images, labels and Keras probabilities, or why they are not available."""
     if data is None:
         return bundle.missing(TEST_SET)
@@ -243,13 +243,13 @@ def _test_set(bundle: Bundle, data: Dataset | None) -> tuple[np.ndarray, np.ndar
         probs = read_npy(path)
     except EdgecnnError as exc:
         return f"{exc}; run `edgecnn export` to remake it"
-    if probs.ndim != 2 or len(probs) != len(data.x_test):
+    if probs.ndim != 2 or len(probs) != len(data.x):
         return (f"{path} holds probabilities of shape {probs.shape}, but the test set in {data.source} has "
-                f"{len(data.x_test)} images; run `edgecnn export` with the same data")
-    return data.x_test, data.y_test, probs
+                f"{len(data.x)} images; run `edgecnn export` with the same data")
+    return data.x, data.y, probs
 
 
-def section_errors(bundle: Bundle, data: Dataset | None) -> str:
+def section_errors(bundle: Bundle, data: TestSet | None) -> str:
     names = bundle.class_names
     parts, pictures = [], []
     matrix = bundle.verify.reference.confusion_matrix if bundle.verify else None
@@ -278,20 +278,20 @@ def _label(names: list[str], k: int) -> str:
     return names[k] if 0 <= k < len(names) else str(k)
 
 
-def _gallery(bundle: Bundle, data: Dataset | None, verified: dict[str, VerifiedExport], names: list[str]) -> str:
+def _gallery(bundle: Bundle, data: TestSet | None, verified: dict[str, VerifiedExport], names: list[str]) -> str:
     if bundle.verify is None:
         return note(bundle.missing(VERIFY_FILE))
     if data is None:
         return note(bundle.missing(TEST_SET))
     cards, counts = [], []
     for key, result in verified.items():
-        shown = [d for d in result.disagreements if 0 <= d.index < len(data.x_test)][:GALLERY_PER_EXPORT]
+        shown = [d for d in result.disagreements if 0 <= d.index < len(data.x)][:GALLERY_PER_EXPORT]
         counts.append(f"{key}: {result.flipped if result.flipped is not None else len(result.disagreements)}")
         for d in shown[:max(0, GALLERY_MAX - len(cards))]:
             i = d.index
             cards.append(
-                "<figure class='card'>" + img(charts.thumbnail_png(data.x_test[i]), f"test image {i}") +
-                f"<figcaption><b>{e(key)}</b> #{i} (true {e(_label(names, int(data.y_test[i])))})<br>"
+                "<figure class='card'>" + img(charts.thumbnail_png(data.x[i]), f"test image {i}") +
+                f"<figcaption><b>{e(key)}</b> #{i} (true {e(_label(names, int(data.y[i])))})<br>"
                 f"Keras: {e(_label(names, d.reference_label))} {e(fmt(d.reference_prob, '.0%'))}<br>"
                 f"export: {e(_label(names, d.export_label))} {e(fmt(d.export_prob, '.0%'))}"
                 "</figcaption></figure>")
@@ -302,7 +302,7 @@ def _gallery(bundle: Bundle, data: Dataset | None, verified: dict[str, VerifiedE
     return summary + f"<div class='gallery'>{''.join(cards)}</div>"
 
 
-def section_samples(bundle: Bundle, data: Dataset | None) -> str:
+def section_samples(bundle: Bundle, data: TestSet | None) -> str:
     test = _test_set(bundle, data)
     if isinstance(test, str):
         return note(test)
@@ -314,7 +314,7 @@ def section_samples(bundle: Bundle, data: Dataset | None) -> str:
             + img(chart, "test images with their predicted class probabilities"))
 
 
-SECTIONS: tuple[tuple[str, str, Callable[[Bundle, Dataset | None], str]], ...] = (
+SECTIONS: tuple[tuple[str, str, Callable[[Bundle, TestSet | None], str]], ...] = (
     ("model", "Model", section_model),
     ("training", "Training", section_training),
     ("exports", "Exports", section_exports),
@@ -371,7 +371,7 @@ dt{color:#52606d} dd{margin:0} ul.failures{color:#c62828} footer{font-size:12px;
 """
 
 
-def render(bundle: Bundle, data: Dataset | None) -> str:
+def render(bundle: Bundle, data: TestSet | None) -> str:
     """The whole page as a string."""
     sections = []
     for anchor, title, build in SECTIONS:
@@ -397,19 +397,16 @@ def render(bundle: Bundle, data: Dataset | None) -> str:
     )
 
 
-def _dataset(bundle: Bundle, data_dir: str | os.PathLike | None) -> Dataset | None:
-    """The test set the bundle was made with (metrics' data_source), else the usual search path; None if absent."""
-    if data_dir is None:
-        source = (bundle.metrics or {}).get("data_source")
-        data_dir = source if source and Path(source).is_dir() else None
+def _dataset(bundle: Bundle, data: str | os.PathLike | None) -> TestSet | None:
+    """The test set the bundle was exported with (see :func:`bundle_test_set`); None, with the reason, if absent."""
     try:
-        return load_dataset(data_dir, allow_download=False)
+        return test_set_of(bundle.folder, bundle.manifest, data)
     except EdgecnnError as exc:
         bundle.problems[TEST_SET] = f"test set not loaded ({exc})"
         return None
 
 
-def write_report(folder: str | os.PathLike | None = None, *, data_dir: str | os.PathLike | None = None) -> Path:
+def write_report(folder: str | os.PathLike | None = None, *, data: str | os.PathLike | None = None) -> Path:
     """Write ``folder/report.html`` (default: the reference bundle) and return its path."""
     folder = Path(folder) if folder is not None else default_bundle()
     if not folder.is_dir():
@@ -418,5 +415,5 @@ def write_report(folder: str | os.PathLike | None = None, *, data_dir: str | os.
     if not any((folder / name).exists() for name in (*READERS, MODEL_FILE)):
         raise EdgecnnError(f"{folder} is not a bundle: it holds none of {', '.join((MODEL_FILE, *READERS))}; "
                            "run `edgecnn pipeline --out` there first")
-    page = render(bundle, _dataset(bundle, data_dir))
+    page = render(bundle, _dataset(bundle, data))
     return write_text(folder / REPORT_FILE, page)

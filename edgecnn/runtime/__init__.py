@@ -18,10 +18,10 @@ from ..bundle.files import MANIFEST_FILE, MODEL_FILE
 from ..bundle.manifest import load_manifest
 from ..bundle.targets import entry_by_content
 from ..datasets.fashion_mnist import CLASS_NAMES
-from ..preprocess import DEFAULT_PREPROCESSING, to_model_input
+from ..preprocess import DEFAULT_PREPROCESSING, complete_preprocessing, range_affine, to_model_input
 from ..errors import EdgecnnError, ModelFileError, first_line
 from ..fileio import sha256_file
-from .base import Backend, Quantization
+from .base import Backend, Quantization, softmax
 
 #: Model file extension -> "module:class" of its backend (imported on first use).
 BACKENDS: dict[str, str] = {
@@ -63,7 +63,7 @@ class Predictor:
                  precision: str, notes: Sequence[str] = ()) -> None:
         self.runtime = runtime
         self.classes = tuple(classes)
-        self.preprocessing = dict(preprocessing)
+        self.preprocessing = complete_preprocessing(preprocessing)
         self.precision = precision
         self.notes = list(notes)
         background = self.preprocessing.get("background")
@@ -72,6 +72,10 @@ class Predictor:
         self._shapes = (shape, shape[:-1]) if shape[-1] == 1 else (shape,)
         self._batch_shape = shape
         self._native_shape = (-1, *shape)
+        self._range = self.preprocessing["input_range"]
+        scale, offset = range_affine(self._range)
+        self._affine = None if (scale, offset) == (1.0, 0.0) else (np.float32(scale), np.float32(offset))
+        self._logits = self.preprocessing["output"] == "logits"
         self._input_quant, self._output_quant = runtime.input_quant, runtime.output_quant
         self._native_dtype = runtime.input_dtype
         self._needs_clip = self._quantized_range_overflows()
@@ -118,14 +122,14 @@ class Predictor:
         """
         if self._is_pixels(x):
             return self._from_pixels(x).reshape(self._native_shape)
-        return self._to_native(to_model_input(x, self._batch_shape))
+        return self._to_native(to_model_input(x, self._batch_shape, self._range))
 
     def _is_pixels(self, x: Any) -> bool:
         """A uint8 batch of the model's image shape: the hot path's input."""
         return type(x) is np.ndarray and x.dtype is _UINT8 and x.shape[1:] in self._shapes and x.shape[0] > 0
 
     def _to_native(self, x: np.ndarray) -> np.ndarray:
-        """Float [0, 1] in the model's shape -> the model's input dtype (quantized with its own scale).
+        """Float model input (its own range and shape) -> the model's input dtype (quantized with its own scale).
 
         In-place steps on one temporary: this runs on every float call, so each
         extra pass over the batch shows in the Predictor's overhead.
@@ -142,12 +146,13 @@ class Predictor:
         return q.astype(self._native_dtype)
 
     def _quantized_range_overflows(self) -> bool:
-        """Whether [0, 1] quantized with the input's scale leaves its integer range (then values are clipped)."""
+        """Whether the input range quantized with the input's scale leaves its integer range (then values are clipped)."""
         quant = self._input_quant
         if quant is None:
             return False
         info = np.iinfo(self._native_dtype)
-        ends = np.rint(np.array([0.0, 1.0], dtype=np.float32) / np.float32(quant.scale)) + np.float32(quant.zero_point)
+        ends = to_model_input(np.array([0.0, 1.0], dtype=np.float32).reshape(2, 1, 1, 1), (1, 1, 1), self._range)
+        ends = np.rint(ends.ravel() / np.float32(quant.scale)) + np.float32(quant.zero_point)
         return bool(ends.min() < info.min or ends.max() > info.max)
 
     def _from_floats(self, x: np.ndarray) -> np.ndarray | None:
@@ -160,6 +165,10 @@ class Predictor:
         """
         if _MAX(x.view(np.uint32), axis=None) > _ONE_BITS:
             return None
+        if self._affine is not None:  # the model reads another range than [0, 1]: to_model_input's arithmetic
+            scale, offset = self._affine
+            x = x * scale
+            x += offset
         return self._to_native(x).reshape(self._native_shape)
 
     def _pixel_converter(self) -> Callable[[np.ndarray], np.ndarray]:
@@ -169,7 +178,7 @@ class Predictor:
         values, so it gives bit-identical inputs; otherwise the 256 values are looked up.
         """
         pixels = np.arange(256, dtype=np.uint8)
-        table = self._to_native(to_model_input(pixels.reshape(256, 1, 1, 1), (1, 1, 1))).reshape(256)
+        table = self._to_native(to_model_input(pixels.reshape(256, 1, 1, 1), (1, 1, 1), self._range)).reshape(256)
         fast = None
         if self._input_quant is None and table.dtype == np.float32:
             scale = np.float32(255.0)
@@ -209,6 +218,10 @@ class Predictor:
             native = self.prepare(x)
             raw = self._run(native) if len(native) <= step else np.concatenate(
                 [self._run(native[i:i + step]) for i in range(0, len(native), step)])
+        return softmax(self._dequantize(raw)) if self._logits else self._dequantize(raw)
+
+    def _dequantize(self, raw: np.ndarray) -> np.ndarray:
+        """The model's outputs as float32, whatever its output dtype."""
         if self._output_table is not None:
             return self._output_table.take(raw.view(np.uint8))
         quant = self._output_quant
@@ -229,12 +242,12 @@ class Predictor:
         return self.rank(self.predict(x), top_k)
 
     def image_input(self, src, *, invert: str | bool = "auto") -> np.ndarray:
-        """One image file or PIL image prepared for this model (see :func:`edgecnn.images.load_image`)."""
+        """One image file or PIL image prepared for this model (see :func:`edgecnn.preprocess.load_image`)."""
         from ..preprocess import load_image
 
         height, width, channels = self.runtime.input_shape
         return load_image(src, size=(height, width), channels=channels, invert=invert,
-                          background=self._background)
+                          background=self._background, resize=self.preprocessing["resize"])
 
     def predict_images(self, images: Sequence, *, invert: str | bool = "auto") -> np.ndarray:
         """Probabilities for image files or PIL images; an unreadable one raises ``ImageError`` naming it."""

@@ -54,6 +54,15 @@ class Backend(ABC):
         """Run the model on a batch already in ``input_dtype`` and shape (N, H, W, C); raw outputs."""
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, max-subtracted: how a logits model's outputs become probabilities everywhere."""
+    z = np.asarray(logits, dtype=np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
 def read_model_bytes(path: Path, kind: str) -> bytes:
     """The model file's bytes, or a one-line error for a missing, empty or unreadable file."""
     try:

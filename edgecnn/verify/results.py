@@ -79,6 +79,8 @@ class BundleReport:
     exports: list[ExportResult]
     cross_runtime: list[dict[str, Any]]
     notes: list[str] = field(default_factory=list)
+    test_source: str | None = None  # where the test images came from
+    class_names: list[str] | None = None
 
     @property
     def passed(self) -> bool:
@@ -96,6 +98,8 @@ class BundleReport:
             "cross_runtime": self.cross_runtime,
             "passed": self.passed,
             "notes": self.notes,
+            "test_set": self.test_source,
+            "class_names": self.class_names,
         }
 
 
@@ -136,7 +140,10 @@ def format_report(report: VerifyReport) -> str:
     for bundle in report.bundles:
         ref = bundle.reference
         lines.append(f"reference: {ref.why}; accuracy {_pct(bundle.reference_accuracy)} "
-                     f"on {int(bundle.reference_matrix.sum()):,} test images")
+                     f"on {int(bundle.reference_matrix.sum()):,} test images"
+                     + (f" ({bundle.test_source})" if bundle.test_source else ""))
+        if bundle.class_names:
+            lines.append(f"classes: {', '.join(bundle.class_names)}")
         lines += [head, "-" * len(head)]
         for r in bundle.exports:
             c = r.comparison

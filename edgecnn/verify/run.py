@@ -20,7 +20,7 @@ from ..bundle.files import VERIFY_FILE
 from ..bundle.manifest import update_manifest
 from ..bundle.schema import VERIFY_WHAT, Manifest, VerifyFile, parse
 from ..bundle.targets import Target, manifest_of, resolve_targets
-from ..datasets.fashion_mnist import load_dataset
+from ..datasets.bundled import test_set_of
 from ..errors import EdgecnnError, first_line
 from ..fileio import ensure_writable_file, read_json, sha256_file, write_json
 from ..metrics import accuracy, compare_probs, confusion_matrix, top1
@@ -36,9 +36,12 @@ MAX_DISAGREEMENTS = 100  # flipped images listed in detail in verify.json
 
 def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str | os.PathLike | None = None,
            atol: float | None = None, min_agreement: float | None = None, max_accuracy_drop: float | None = None,
-           data_dir: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
+           data: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
            progress: bool = True) -> VerifyReport:
     """Verify exports (bundle folders or model files; default: the default bundle) on the whole test set.
+
+    Each bundle's own test set: ``data`` when given, else the data recorded at
+    export (or the bundle's copy of its test split); see :func:`bundle_test_set`.
 
     Results go to each folder's verify.json and manifest (a read-only folder gets a
     note instead) and, with ``json_path``, to one JSON file. Bad input raises
@@ -50,23 +53,23 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
     started = time.perf_counter()
     groups = resolve_targets(targets)
     explicit = Path(reference) if reference is not None else None
-    data = load_dataset(data_dir, allow_download=False)
     manifests = {folder: manifest_of(folder, required=False) for folder in groups}
     refs = {folder: find_reference(folder, manifests[folder], explicit) for folder in groups}
-    x_test, y_test = data.x_test, data.y_test
+    tests = {folder: test_set_of(folder, manifests[folder], data) for folder in groups}
     gate = {"atol": atol, "min_agreement": min_agreement, "max_accuracy_drop": max_accuracy_drop}
 
-    keras_runs = sum(ref.kind == "keras" for ref in refs.values())
-    total = len(y_test) * (sum(len(t) for t in groups.values()) + keras_runs)
+    total = sum(len(tests[f].y) * (len(t) + (refs[f].kind == "keras")) for f, t in groups.items())
     bundles = []
     with click.progressbar(length=total, label="verifying", file=sys.stderr, hidden=not progress,
                            item_show_func=lambda item: item) as bar:
         for folder, folder_targets in groups.items():
-            ref = refs[folder]
-            ref.probs = (_predict(ref.path, x_test, bar, "reference")[0] if ref.kind == "keras"
-                         else load_saved_probs(ref, y_test))
-            bundle = _verify_bundle(folder, ref, folder_targets, x_test, y_test, gate, bar)
+            ref, test = refs[folder], tests[folder]
+            ref.probs = (_predict(ref.path, test.x, bar, "reference")[0] if ref.kind == "keras"
+                         else load_saved_probs(ref, test.y))
+            bundle = _verify_bundle(folder, ref, folder_targets, test.x, test.y, gate, bar)
             bundle.notes += _reference_notes(ref, manifests[folder])
+            bundle.test_source = test.source
+            bundle.class_names = manifests[folder].class_names if manifests[folder] else None
             bundles.append(bundle)
     created = utc_now()
     report = VerifyReport(bundles, created, time.perf_counter() - started)
