@@ -23,7 +23,7 @@ from ..bundle.files import (ARCHITECTURE_FILE, BENCH_FILE, HISTORY_FILE, MANIFES
                             REFERENCE_PROBS_FILE, REPORT_FILE, SUMMARY_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle)
 from ..bundle.results import MADE_BY, READERS, TEST_SET, Bundle, load_bundle
 from ..bundle.schema import VerifiedExport
-from ..datasets.fashion_mnist import Dataset, load_dataset
+from ..datasets import Dataset, load_dataset
 from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
 from ..metrics import confusion_matrix, top1
