@@ -2,17 +2,26 @@
 
 The runtime, the exporters and verify all go through :func:`to_model_input`
 (arrays) and :func:`load_image` (image files), so a model sees the same numbers
-whoever feeds it. Image files are prepared the way Fashion-MNIST itself was
-made from product photos: trim the background, resize the longest edge,
-center on the canvas, invert when the background is the opposite of the
-model's. An image that already has the model's size is taken as it is, so a
-dataset image saved as PNG gives back its exact array.
+whoever feeds it. A model's preprocessing is a small dict (see
+:data:`DEFAULT_PREPROCESSING` and :func:`complete_preprocessing`): its input
+size, the float range its first layer expects, how an image of another size is
+resized, whether images are inverted to the model's background, and whether
+it outputs probabilities or logits.
+
+Resize modes: ``fit`` prepares an image the way Fashion-MNIST itself was made
+from product photos (trim the background, resize the longest edge, center on
+the canvas); ``stretch`` resizes the whole image; ``center-crop`` crops the
+largest centred box of the model's aspect ratio, then resizes it. An image that
+already has the model's size is taken as it is, so a dataset image saved as PNG
+gives back its exact array. ``edgecnn/web/static/preprocess.js`` ports these
+algorithms exactly: change both together.
 """
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, Iterator, Mapping, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -29,12 +38,62 @@ TRIM_THRESHOLD = 16
 RESAMPLE = Image.Resampling.LANCZOS
 
 ImageSource = Union[str, os.PathLike, Image.Image]
+#: The float range a model's input layer expects ("0-1": pixels / 255).
+INPUT_RANGES = ("0-1", "0-255", "-1-1")
+#: How an image of another size becomes the model's size.
+RESIZE_MODES = ("fit", "stretch", "center-crop")
+#: What a model's output row holds (logits get a softmax from consumers).
+OUTPUTS = ("probabilities", "logits")
+BACKGROUNDS = ("dark", "light", None)
 #: The reference model's preprocessing; stored in manifests and inside exported files.
-DEFAULT_PREPROCESSING: dict = {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "background": "dark"}
+DEFAULT_PREPROCESSING: dict = {"height": 28, "width": 28, "channels": 1, "background": "dark",
+                               "input_range": "0-1", "resize": "fit", "output": "probabilities"}
+#: What a preprocessing dict written before these keys existed meant.
+_OLDER_DEFAULTS = {"background": None, "input_range": "0-1", "resize": "fit", "output": "probabilities"}
+#: (scale, offset) taking a [0, 1] pixel to each input range.
+_AFFINE = {"0-1": (1.0, 0.0), "0-255": (255.0, 0.0), "-1-1": (2.0, -1.0)}
 
 
 class ImageError(EdgecnnError):
     """An input image is missing, not an image, corrupt or too large."""
+
+
+def complete_preprocessing(d: Mapping) -> dict:
+    """A preprocessing dict with every key, checked: older manifests and files lack the last three.
+
+    Missing keys get what they meant before they existed (input range 0-1, fit,
+    probabilities, no background); an old ``scale`` is dropped. A bad value is
+    a ``ValueError`` naming the key (callers add the file's name).
+    """
+    out = {**_OLDER_DEFAULTS, **{k: v for k, v in d.items() if k != "scale"}}
+    for key in ("height", "width", "channels"):
+        if key not in out:
+            raise ValueError(f"preprocessing has no '{key}'")
+        if isinstance(out[key], bool) or not isinstance(out[key], int) or out[key] < 1:
+            raise ValueError(f"preprocessing '{key}' must be a positive integer, got {out[key]!r}")
+    allowed = {"channels": (1, 3), "background": BACKGROUNDS, "input_range": INPUT_RANGES,
+               "resize": RESIZE_MODES, "output": OUTPUTS}
+    for key, values in allowed.items():
+        if out[key] not in values:
+            raise ValueError(f"preprocessing '{key}' must be one of {', '.join(map(repr, values))}, "
+                             f"got {out[key]!r}")
+    unknown = sorted(set(out) - set(DEFAULT_PREPROCESSING))
+    if unknown:
+        raise ValueError(f"preprocessing has unknown keys: {', '.join(unknown)}")
+    return out
+
+
+def range_affine(input_range: str) -> tuple[float, float]:
+    """(scale, offset) such that ``pixel01 * scale + offset`` is the model's input, for fast float paths."""
+    if input_range not in _AFFINE:
+        raise ValueError(f"input_range must be one of {', '.join(INPUT_RANGES)}, got {input_range!r}")
+    return _AFFINE[input_range]
+
+
+def folder_images(folder: str | os.PathLike) -> list[Path]:
+    """A folder's image files by suffix, sorted, hidden ones skipped, not recursive (possibly none)."""
+    return sorted(f for f in Path(folder).iterdir()
+                  if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file())
 
 
 def image_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -46,8 +105,7 @@ def image_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
     files: list[Path] = []
     for path in map(Path, paths):
         if path.is_dir():
-            found = sorted(f for f in path.iterdir()
-                           if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file())
+            found = folder_images(path)
             if not found:
                 raise ImageError(f"{path}: folder holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
             files.extend(found)
@@ -57,21 +115,23 @@ def image_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def load_image(src: ImageSource, *, size: tuple[int, int] = (28, 28), channels: int = 1,
-               invert: str | bool = "auto", background: str | None = "dark",
+               invert: str | bool = "auto", background: str | None = "dark", resize: str = "fit",
                max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """One image as float32 in [0, 1], shape ``size`` (H, W), or (H, W, 3) when ``channels`` is 3.
+    """One image as float32 pixels in [0, 1] (not the model's range), shape ``size`` (H, W), or (H, W, 3).
 
     ``background`` is what the model was trained on ("dark": light garment on a
     dark background, as in Fashion-MNIST; None: unknown). ``invert="auto"``
     inverts an image whose border says the opposite (never when unknown);
-    ``True``/``False`` force it.
+    ``True``/``False`` force it. ``resize`` is one of :data:`RESIZE_MODES`.
     """
     if invert not in ("auto", True, False):
         raise ValueError(f"invert must be 'auto', True or False, got {invert!r}")
-    if background not in ("dark", "light", None):
+    if background not in BACKGROUNDS:
         raise ValueError(f"background must be 'dark', 'light' or None, got {background!r}")
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     image = _decode(src, max_pixels)
     try:
         work = _flatten(image, "L" if channels == 1 else "RGB")
@@ -85,8 +145,33 @@ def load_image(src: ImageSource, *, size: tuple[int, int] = (28, 28), channels: 
         work, gray = ImageOps.invert(work), 255 - gray
     height, width = size
     if work.size != (width, height):
-        work = _fit(work, gray, ring, (height, width))
+        if resize == "fit":
+            work = _fit(work, gray, ring, (height, width))
+        else:
+            work = (work if resize == "stretch" else work.crop(center_crop_box(work.size, (width, height))))
+            work = work.resize((width, height), RESAMPLE)
     return np.asarray(work).astype(np.float32) / np.float32(255.0)
+
+
+def center_crop_box(source: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the largest centred box of the target's aspect ratio; sizes are (w, h)."""
+    w, h = source
+    target_w, target_h = target
+    if w / h > target_w / target_h:
+        new_w = max(1, round(h * target_w / target_h))
+        left = (w - new_w) // 2
+        return left, 0, left + new_w, h
+    new_h = max(1, round(w * target_h / target_w))
+    top = (h - new_h) // 2
+    return 0, top, w, top + new_h
+
+
+def image_header(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> tuple[tuple[int, int], str]:
+    """(width, height) and Pillow mode of an image file, from its header alone (nothing decoded)."""
+    path = _existing_file(path)
+    with _pillow_errors(path, max_pixels), Image.open(path) as image:
+        _check_pixels(path, image.size, max_pixels)
+        return image.size, image.mode
 
 
 def _decode(src: ImageSource, max_pixels: int) -> Image.Image:
@@ -98,18 +183,29 @@ def _decode(src: ImageSource, max_pixels: int) -> Image.Image:
         except Exception as exc:  # Pillow raises many types for broken data
             raise ImageError(f"{_name(src)}: cannot decode the image ({first_line(exc, 200)})") from None
         return src
+    path = _existing_file(src)
+    with _pillow_errors(path, max_pixels), Image.open(path) as image:
+        _check_pixels(path, image.size, max_pixels)
+        image.load()  # decode everything now (first frame): a truncated file fails here, not later
+        return image
+
+
+def _existing_file(src: str | os.PathLike) -> Path:
     path = Path(src)
     if not path.exists():
         raise ImageError(f"{path}: not found")
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image")
+    return path
+
+
+@contextmanager
+def _pillow_errors(path: Path, max_pixels: int) -> Iterator[None]:
+    """Turn whatever Pillow raises on a broken file into one :class:`ImageError` line naming it."""
     try:
         if path.stat().st_size == 0:
             raise ImageError(f"{path}: empty file (0 bytes), not an image")
-        with Image.open(path) as image:
-            _check_pixels(path, image.size, max_pixels)
-            image.load()  # decode everything now (first frame): a truncated file fails here, not later
-            return image
+        yield
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own limit, when the caller raised ours above it
@@ -177,12 +273,14 @@ def _fit(work: Image.Image, gray: np.ndarray, ring: np.ndarray, size: tuple[int,
     return canvas
 
 
-def to_model_input(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
-    """Turn a batch of images into float32 in [0, 1] with the model's shape.
+def to_model_input(x: np.ndarray, input_shape: tuple[int, ...], input_range: str = "0-1") -> np.ndarray:
+    """Turn a batch of pixels into float32 model input of the model's shape and range.
 
-    Accepts uint8 in 0..255 (divided by 255, as in the reference) or floats
-    already in [0, 1], with or without the channel axis.
+    Accepts uint8 in 0..255 or floats in [0, 1], with or without the channel
+    axis. uint8 becomes u8/255 ("0-1"), float32(u8) ("0-255") or (u8/255)*2-1
+    ("-1-1"); floats become x, x*255 or x*2-1, all computed in float32.
     """
+    scale, offset = range_affine(input_range)
     x = np.asarray(x)
     want = tuple(int(d) for d in input_shape)
     if x.shape[1:] == want[:-1] and want[-1] == 1:
@@ -190,13 +288,29 @@ def to_model_input(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
     if x.ndim != len(want) + 1 or x.shape[1:] != want or x.shape[0] < 1:
         raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, want))}) "
                          f"or (N, {', '.join(map(str, want[:-1]))}) with N >= 1, got {x.shape}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / np.float32(255.0)
-    if np.issubdtype(x.dtype, np.floating):
-        with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
-            x = x.astype(np.float32, copy=False)
-        if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
-            raise ValueError("expected float images in [0, 1] (or uint8 in 0..255), "
-                             f"got values in [{x.min():g}, {x.max():g}]")
-        return x
-    raise ValueError(f"expected uint8 (0..255) or float32 ([0, 1]) images, got dtype {x.dtype}")
+    if x.dtype == np.uint8 and input_range == "0-255":  # exact, where u8/255*255 in float32 is not always
+        return x.astype(np.float32)
+    y = x.astype(np.float32) / np.float32(255.0) if x.dtype == np.uint8 else _unit_floats(x)
+    if scale != 1.0:
+        y = y * np.float32(scale)  # a new array: y may be the caller's own
+    if offset:
+        y += np.float32(offset)
+    return y
+
+
+def check_pixels(x: np.ndarray) -> None:
+    """Raise ``ValueError`` unless ``x`` holds pixels: uint8, or finite floats in [0, 1]."""
+    if np.asarray(x).dtype != np.uint8:
+        _unit_floats(np.asarray(x))
+
+
+def _unit_floats(x: np.ndarray) -> np.ndarray:
+    """Float pixels as float32, refused unless finite and in [0, 1]; other dtypes refused."""
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"expected uint8 (0..255) or float32 ([0, 1]) images, got dtype {x.dtype}")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+        x = x.astype(np.float32, copy=False)
+    if x.size and (not np.isfinite(x).all() or x.min() < 0.0 or x.max() > 1.0):
+        raise ValueError("expected float images in [0, 1] (or uint8 in 0..255), "
+                         f"got values in [{x.min():g}, {x.max():g}]")
+    return x

@@ -7,14 +7,15 @@ Keras's downloader is only the last resort.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from .dataset import Dataset, fingerprint
 
 CLASS_NAMES: tuple[str, ...] = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -31,17 +32,6 @@ FILES = {
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
 _IDX_UBYTE = 0x08
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """The four uint8 arrays, and where they came from."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -102,7 +92,20 @@ def load_from_dir(folder: str | os.PathLike) -> Dataset:
             raise DataError(f"{folder}: {split} has {len(images)} images but {len(labels)} labels")
         if labels.size and labels.max() >= len(CLASS_NAMES):
             raise DataError(f"{folder / FILES['y_' + split]}: label {labels.max()} is outside 0..{len(CLASS_NAMES) - 1}")
-    return Dataset(**arrays, source=str(folder))
+    return _dataset(arrays, source=str(folder), path=str(folder.resolve()),
+                    digest=fingerprint(folder, [folder / name for name in FILES.values()]))
+
+
+def has_idx_files(folder: str | os.PathLike) -> bool:
+    """Whether the folder holds the four Fashion-MNIST IDX files."""
+    return all((Path(folder) / name).is_file() for name in FILES.values())
+
+
+def _dataset(arrays: dict[str, np.ndarray], *, source: str, path: str, digest: str) -> Dataset:
+    """Fashion-MNIST's Dataset; ``source`` stays the bare folder, which training records and the report reads back."""
+    info = {"kind": "fashion-mnist", "path": path, "split": {"test": "file"},
+            "counts": {"train": int(len(arrays["x_train"])), "test": int(len(arrays["x_test"]))}, "fingerprint": digest}
+    return Dataset(**arrays, class_names=CLASS_NAMES, source=source, info=info)
 
 
 def load_dataset(data_dir: str | os.PathLike | None = None, *, allow_download: bool = True) -> Dataset:
@@ -116,9 +119,9 @@ def load_dataset(data_dir: str | os.PathLike | None = None, *, allow_download: b
     looked = []
     explicit = {Path(p) for p in (data_dir, os.environ.get(ENV_VAR)) if p}
     for folder in candidate_dirs(data_dir):
-        present = [name for name in FILES.values() if (folder / name).is_file()]
-        if len(present) == len(FILES):
+        if has_idx_files(folder):
             return load_from_dir(folder)
+        present = [name for name in FILES.values() if (folder / name).is_file()]
         state = "missing" if not folder.exists() else ("not a folder" if not folder.is_dir() else
                                                      f"{len(present)} of {len(FILES)} files")
         looked.append(f"{folder} ({state})")
@@ -149,4 +152,9 @@ def _download_with_keras() -> Dataset | None:
         (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data()
     except Exception:  # any network or cache failure means "not available here"
         return None
-    return Dataset(x_train, y_train, x_test, y_test, source="keras.datasets.fashion_mnist")
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    digest = hashlib.sha256()  # no files to list: the arrays themselves
+    for array in arrays.values():
+        digest.update(np.ascontiguousarray(array))
+    return _dataset(arrays, source="keras.datasets.fashion_mnist", path="keras.datasets.fashion_mnist",
+                    digest=digest.hexdigest())

@@ -4,12 +4,24 @@ from __future__ import annotations
 import numpy as np
 
 
+def split_indices(total: int, fraction: float, seed: int, *,
+                  both_non_empty: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) indices of a seeded shuffle of ``total`` items; ``fraction`` of them (rounded) held out.
+
+    ``both_non_empty`` moves the cut so that each side keeps at least one item
+    (``total`` must then be at least 2).
+    """
+    order = np.random.default_rng(seed).permutation(total)
+    n_out = int(round(total * fraction))
+    if both_non_empty:
+        n_out = min(max(n_out, 1), total - 1)
+    return order[n_out:], order[:n_out]
+
+
 def train_val_split(x: np.ndarray, y: np.ndarray, *, val_fraction: float = 0.2,
                     seed: int = 42) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seeded shuffled 80/20 split, as the reference does with train_test_split."""
-    order = np.random.default_rng(seed).permutation(len(x))
-    n_val = int(round(len(x) * val_fraction))
-    val, train = order[:n_val], order[n_val:]
+    train, val = split_indices(len(x), val_fraction, seed)
     return x[train], y[train], x[val], y[val]
 
 
