@@ -62,10 +62,11 @@ def complete_preprocessing(d: Mapping) -> dict:
     """A preprocessing dict with every key, checked: older manifests and files lack the last three.
 
     Missing keys get what they meant before they existed (input range 0-1, fit,
-    probabilities, no background); an old ``scale`` is dropped. A bad value is
+    probabilities, no background); an old ``scale`` and keys a newer edgecnn may
+    add are dropped (they cannot change what this version does). A bad value is
     a ``ValueError`` naming the key (callers add the file's name).
     """
-    out = {**_OLDER_DEFAULTS, **{k: v for k, v in d.items() if k != "scale"}}
+    out = {**_OLDER_DEFAULTS, **{k: v for k, v in d.items() if k in DEFAULT_PREPROCESSING}}
     for key in ("height", "width", "channels"):
         if key not in out:
             raise ValueError(f"preprocessing has no '{key}'")
@@ -77,9 +78,6 @@ def complete_preprocessing(d: Mapping) -> dict:
         if out[key] not in values:
             raise ValueError(f"preprocessing '{key}' must be one of {', '.join(map(repr, values))}, "
                              f"got {out[key]!r}")
-    unknown = sorted(set(out) - set(DEFAULT_PREPROCESSING))
-    if unknown:
-        raise ValueError(f"preprocessing has unknown keys: {', '.join(unknown)}")
     return out
 
 

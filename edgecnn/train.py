@@ -115,7 +115,8 @@ def train(cfg: TrainConfig) -> TrainResult:
         raise EdgecnnError(f"{data.source} has no training labels ('y' or 'y_train'): cannot train on it")
     if data.x_test is None:
         raise EdgecnnError(f"{data.source} has no test split ('x_test' and 'y_test'): cannot measure the model")
-    input_shape, classes = data.image_shape, len(data.class_names)
+    classes = len(data.class_names) if data.class_names is not None else int(data.y_train.max()) + 1
+    input_shape, names = data.image_shape, data.names(classes)
     if min(input_shape[:2]) < MIN_IMAGE_SIDE:
         raise EdgecnnError(f"{data.source} holds {input_shape[0]}x{input_shape[1]} images: the reference CNN needs "
                            f"at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} (--image-size)")
@@ -181,7 +182,7 @@ def train(cfg: TrainConfig) -> TrainResult:
         "data_source": data.source,
         "data": data.info,
         "input_shape": list(input_shape),
-        "class_names": list(data.class_names),
+        "class_names": list(names),
         "machine": machine(),
     }
     artifacts = [model_path, write_json(out / HISTORY_FILE, history), write_json(out / METRICS_FILE, metrics)]

@@ -13,8 +13,8 @@ import pytest
 from edgecnn.bundle import MANIFEST_FILE, MODEL_FILE, REFERENCE_LABELS_FILE, REFERENCE_PROBS_FILE, read_manifest
 from edgecnn.errors import EXIT_FAILED, EdgecnnError
 from edgecnn.export import ALL, FORMATS, export_model, resolve_formats
-from edgecnn.export.source import read_calibration_npz
 from edgecnn.fileio import TMP_PREFIX, sha256_file
+from edgecnn.preprocess import DEFAULT_PREPROCESSING
 
 from .conftest import make_idx_dataset, needs_real_data, require_real_data
 from .helpers import assert_one_line_error, invoke, run_cli
@@ -129,7 +129,7 @@ def test_writes_every_format_and_a_manifest_that_describes_them(bundle):
     assert [e.format for e in result.entries] == list(FORMATS)
     assert manifest["model"] == {"file": MODEL_FILE, "sha256": source_sha, "input_shape": [28, 28, 1], "classes": 10}
     assert manifest["class_names"][0] == "T-shirt/top" and len(manifest["class_names"]) == 10
-    assert manifest["preprocessing"] == {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "background": "dark"}
+    assert manifest["preprocessing"] == DEFAULT_PREPROCESSING
     assert set(manifest["exports"]) == set(FORMATS)
     for name, entry in manifest["exports"].items():
         path = folder / FORMATS[name].file
@@ -299,7 +299,8 @@ def test_other_input_shape_exports_with_calibration_npz(other):  # not Fashion-M
     assert manifest["model"]["input_shape"] == list(OTHER_SHAPE) and manifest["model"]["classes"] == OTHER_CLASSES
     assert manifest["model"]["file"] == "../mine.keras"
     assert manifest["class_names"] == ["a", "b", "c", "d", "e"]
-    assert manifest["preprocessing"] == {"height": 32, "width": 32, "channels": 3, "scale": 1 / 255, "background": None}
+    assert manifest["preprocessing"] == {"height": 32, "width": 32, "channels": 3, "background": None,
+                                         "input_range": "0-1", "resize": "center-crop", "output": "probabilities"}
     assert manifest["exports"]["tflite-int8"]["inputs"][0]["shape"] == [None, *OTHER_SHAPE]
     assert manifest["exports"]["onnx-int8"]["calibration"]["images"] == 32
     assert manifest["reference"]["images"] == 40 and np.load(out / REFERENCE_PROBS_FILE).shape == (40, OTHER_CLASSES)
@@ -314,7 +315,7 @@ def test_other_input_shape_exports_with_calibration_npz(other):  # not Fashion-M
 
 def test_other_input_shape_without_calibration_images_fails_before_writing(other, tmp_path):
     _, model_path, _ = other
-    with pytest.raises(EdgecnnError, match="--calibration-data"):
+    with pytest.raises(EdgecnnError, match="pass --data PATH"):
         export_model(model_path, formats=["tflite", "onnx-int8"], out=tmp_path / "x")
     assert not (tmp_path / "x").exists()
     result = export_model(model_path, formats=["onnx"], out=tmp_path / "y")  # float32 needs no images
@@ -322,26 +323,25 @@ def test_other_input_shape_without_calibration_images_fails_before_writing(other
     assert any("reference probabilities not saved" in note for note in result.notes)
 
 
-def test_calibration_npz_is_checked(tmp_path):
-    bad_key = tmp_path / "a.npz"
-    np.savez(bad_key, images=np.zeros((3, 28, 28), np.uint8))
-    with pytest.raises(EdgecnnError, match=r"a\.npz has no array 'x' or 'x_train' \(found: images\)"):
-        read_calibration_npz(bad_key, (28, 28, 1), 10)
-    wrong_shape = tmp_path / "b.npz"
-    np.savez(wrong_shape, x_train=np.zeros((3, 32, 32, 3), np.uint8))
-    with pytest.raises(EdgecnnError, match=r"b\.npz: array 'x_train': expected a batch of shape"):
-        read_calibration_npz(wrong_shape, (28, 28, 1), 10)
-    bad_labels = tmp_path / "c.npz"
-    np.savez(bad_labels, x=np.zeros((3, 28, 28), np.uint8), x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.array([0, 12]))
-    with pytest.raises(EdgecnnError, match="labels outside 0..9"):
-        read_calibration_npz(bad_labels, (28, 28, 1), 10)
-    text = tmp_path / "d.npz"
-    text.write_text("not numpy")
+def test_npz_data_is_checked_against_the_model(tmp_path):
+    """Every problem is found before any conversion starts, in one line naming the file."""
+    from edgecnn.datasets.bundled import load_for_model
+
+    cases = {
+        "a.npz": ({"images": np.zeros((3, 28, 28), np.uint8)}, r"a\.npz has no array 'x' or 'x_train' \(found: images\)"),
+        "b.npz": ({"x_train": np.zeros((3, 32, 32, 3), np.uint8)}, r"b\.npz.* holds 32x32x3 images but the model takes"),
+        "c.npz": ({"x": np.zeros((3, 28, 28), np.uint8), "x_test": np.zeros((2, 28, 28), np.uint8),
+                   "y_test": np.array([0, 12])}, r"c\.npz.*label 12 is outside"),
+    }
+    for name, (arrays, needle) in cases.items():
+        np.savez(tmp_path / name, **arrays)
+        with pytest.raises(EdgecnnError, match=needle):
+            load_for_model(tmp_path / name, (28, 28, 1), 10)
+    (tmp_path / "d.npz").write_text("not numpy")
     with pytest.raises(EdgecnnError, match="not a .npz file"):
-        read_calibration_npz(text, (28, 28, 1), 10)
-    ok = tmp_path / "e.npz"
-    np.savez(ok, x=np.full((3, 28, 28, 1), 0.5, np.float32))
-    assert read_calibration_npz(ok, (28, 28, 1), 10).calibration.shape == (3, 28, 28, 1)
+        load_for_model(tmp_path / "d.npz", (28, 28, 1), 10)
+    np.savez(tmp_path / "e.npz", x=np.full((3, 28, 28, 1), 0.5, np.float32))
+    assert load_for_model(tmp_path / "e.npz", (28, 28, 1), 10).x_train.shape == (3, 28, 28, 1)
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -353,7 +353,7 @@ def test_calibration_npz_is_checked(tmp_path):
     (["--model", "{model}", "--opset", "7"], "--opset must be between 13 and 18"),
     (["--model", "{model}", "--out", "{tmp}/notes.txt/sub", "--format", "tflite", "--data-dir", "{data}"],
      "cannot write to output folder"),
-    (["--model", "{model}", "--format", "onnx-int8", "--calibration-data", "{tmp}/notes.txt"], "not a .npz file"),
+    (["--model", "{model}", "--format", "onnx-int8", "--calibration-data", "{tmp}/notes.txt"], "not a .npz"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
     (tmp_path / "fake.keras").write_bytes(b"not a zip")

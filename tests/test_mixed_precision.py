@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecnn.export.source import ExportSource, ImageSets
+from edgecnn.datasets import Dataset
+from edgecnn.export.source import ExportSource
+from edgecnn.preprocess import DEFAULT_PREPROCESSING
 
 SCALE = 100.0
 
@@ -66,8 +68,9 @@ def make_hard_case(folder: str | Path) -> tuple[ExportSource, float]:
         after = model.predict(inputs[:500], verbose=0)
     path = folder / "hard.keras"
     model.save(path)
-    images = ImageSets(x, "synthetic templates", calibration_labels=y)
-    source = ExportSource(model, path, sha256_file(path), (28, 28, 1), 10, images, calibration_samples=200)
+    data = Dataset(x, y, None, None, None, "synthetic templates")
+    source = ExportSource(model, path, sha256_file(path), (28, 28, 1), 10, data, dict(DEFAULT_PREPROCESSING),
+                          calibration_samples=200)
     return source, float(np.abs(after - before).max())
 
 
@@ -186,7 +189,7 @@ def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case
     from edgecnn.runtime import Predictor
 
     source, _ = hard_case
-    x, y = source.images.calibration, source.images.calibration_labels
+    x, y = source.data.x_train, source.data.y_train
     x_test, y_test = synthetic_images(300, seed=5)
     npz = tmp_path / "images.npz"
     np.savez(npz, x=x, y=y, x_test=x_test, y_test=y_test)
@@ -213,7 +216,7 @@ def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_pat
 
     source, _ = hard_case
     npz = tmp_path / "images.npz"
-    np.savez(npz, x=source.images.calibration, y=source.images.calibration_labels)
+    np.savez(npz, x=source.data.x_train, y=source.data.y_train)
     args = ["explain", "--model", str(source.model_path), "--calibration-data", str(npz), "--calibration-samples",
             "200", "--no-latency", "--max-accuracy-drop", "0.3", "--json", str(tmp_path / "explain.json")]
     result = CliRunner().invoke(cli, args)
@@ -226,7 +229,7 @@ def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_pat
     assert {"sqnr_db", "harm_points", "float32_s", "int8_s", "weight_bytes_int8", "precision", "reason"} <= set(
         saved["layers"][0])
     unlabelled = tmp_path / "unlabelled.npz"
-    np.savez(unlabelled, x=source.images.calibration)
+    np.savez(unlabelled, x=source.data.x_train)
     result = CliRunner().invoke(cli, ["explain", "--model", str(source.model_path), "--calibration-data",
                                       str(unlabelled), "--no-latency"])
     assert result.exit_code == 2 and "labels 'y'" in result.stderr

@@ -49,7 +49,7 @@ class ExportSource:
     @property
     def class_names(self) -> list[str]:
         if self.data is not None:
-            return list(self.data.class_names)
+            return list(self.data.names(self.classes))
         return [str(i) for i in range(self.classes)]
 
     @property
@@ -86,7 +86,7 @@ class ExportSource:
         """
         if not self.has_labels:
             raise EdgecnnError(f"choosing mixed precision for {self.model_path} needs labelled validation images: "
-                               "pass --data with labels (class folders, or a .npz with 'y' beside 'x')")
+                               "pass --data with labels (class folders, or a .npz with labels 'y' beside 'x')")
         if self.data.x_val is not None:
             return self.model_input(self.data.x_val), np.asarray(self.data.y_val, dtype=np.int64)
         rest = self._validation_indices()
