@@ -95,7 +95,7 @@ def fake_bundle(folder: Path, *, probs: bool = True) -> Path:
 @pytest.mark.parametrize("case, needles", [
     ("missing folder", ["nope", "not found"]),
     ("empty folder", ["no manifest.json"]),
-    ("empty --data-dir", ["does not hold the Fashion-MNIST"]),
+    ("empty --data-dir", ["holds no images"]),
     ("missing --reference", ["missing.keras", "not found"]),
     ("no reference at all", ["no reference", "reference_probs.npy not found"]),
     ("bad --min-agreement", ["--min-agreement", "0..100"]),

@@ -67,15 +67,16 @@ class ExportSource:
             if self.data is None:
                 raise EdgecnnError(f"int8 export of {self.model_path} needs calibration images: pass --data PATH "
                                    "(class folders, a .npz or the Fashion-MNIST IDX folder)")
-            pool = self.data.x_train
-            pick = calibration_indices(len(pool), self.calibration_samples, seed=CALIBRATION_SEED)
-            self.cache["calibration"] = self.model_input(pool[pick])
+            self.cache["calibration"] = self.model_input(self.data.x_train[self._calibration_indices()])
         return self.cache["calibration"]
 
+    def _calibration_indices(self) -> np.ndarray:
+        """At most half of a small training split calibrates: the other half is left to validate mixed precision."""
+        total = len(self.data.x_train)
+        return calibration_indices(total, min(self.calibration_samples, max(1, total // 2)), seed=CALIBRATION_SEED)
+
     def _validation_indices(self) -> np.ndarray:
-        pool = self.data.x_train
-        picked = calibration_indices(len(pool), self.calibration_samples, seed=CALIBRATION_SEED)
-        return held_out_indices(len(pool), picked, VALIDATION_IMAGES)
+        return held_out_indices(len(self.data.x_train), self._calibration_indices(), VALIDATION_IMAGES)
 
     def validation(self) -> tuple[np.ndarray, np.ndarray]:
         """Labelled images that are neither calibration nor test images: float32 model input and labels.

@@ -63,7 +63,9 @@ class Predictor:
                  precision: str, notes: Sequence[str] = ()) -> None:
         self.runtime = runtime
         self.classes = tuple(classes)
-        self.preprocessing = complete_preprocessing(preprocessing)
+        height, width, channels = runtime.input_shape  # the model's own input is the truth about its size
+        self.preprocessing = complete_preprocessing({**preprocessing, "height": height, "width": width,
+                                                     "channels": channels})
         self.precision = precision
         self.notes = list(notes)
         background = self.preprocessing.get("background")
