@@ -186,6 +186,8 @@ def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case
     """The whole export path: validation split from a labelled .npz, the mix written, parsed back, predicted."""
     from edgecnn.bundle import load_manifest
     from edgecnn.export import export_model
+    from edgecnn.fileio import sha256_file
+    from edgecnn.model_card import read_tflite_card
     from edgecnn.runtime import Predictor
 
     source, _ = hard_case
@@ -201,7 +203,9 @@ def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case
     assert record.mixed_precision.validation_images == 2000  # of 3000, none of the 200 calibration images
     by_name = {layer.name: layer for layer in record.layers}
     assert by_name["stem"].precision == "float32" and by_name["stem"].reason in ("error", "latency")
-    predictor = Predictor.load(tmp_path / "out" / "model_int8.tflite")
+    path = tmp_path / "out" / "model_int8.tflite"
+    assert read_tflite_card(path)["precision"] == "int8" and sha256_file(path) == record.sha256  # card in, then hashed
+    predictor = Predictor.load(path)
     assert predictor.precision == "int8"
     keras_top1 = source.model.predict(x_test[:100].astype(np.float32)[..., None] / 255, verbose=0).argmax(1)
     assert (predictor.predict(x_test[:100]).argmax(1) == keras_top1).mean() >= 0.95

@@ -23,6 +23,7 @@ from ..datasets.bundled import data_section, load_for_model
 from ..runtime.base import softmax
 from ..errors import EXIT_FAILED, DataError, EdgecnnError, first_line
 from ..fileio import atomic_path, ensure_writable_dir, format_bytes, read_json, sha256_file, write_npy
+from ..model_card import model_card
 from . import onnx as onnx_export
 from . import ort
 from . import tflite
@@ -40,7 +41,9 @@ class ExportFormat:
     file: str
     runtime: str  # "litert" | "onnxruntime"
     precision: str  # "float32" | "float16" | "dynamic" | "int8" | "int16x8"
-    func: Callable[[ExportSource, Path], dict]
+    #: ``func(source, path, card)`` writes the file with ``card`` (see :mod:`edgecnn.model_card`) inside it and
+    #: returns its manifest fields.
+    func: Callable[[ExportSource, Path, dict], dict]
 
 
 #: In dependency order: ``onnx-int8`` quantizes the graph ``onnx`` built in the same run, and the
@@ -218,11 +221,13 @@ def trained_on(model_path: Path, notes: list[str]) -> str | None:
 
 
 def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: list[str]) -> dict:
-    """Write one format atomically and return its manifest entry; a converter crash becomes one line."""
+    """Write one format atomically, its model card inside, and return its manifest entry (hashed after the card
+    is in); a converter crash becomes one line."""
     started = time.perf_counter()
+    card = model_card(source.class_names, source.preprocessing, export_format=fmt.name, precision=fmt.precision)
     try:
         with atomic_path(folder / fmt.file) as tmp:
-            details = fmt.func(source, tmp)
+            details = fmt.func(source, tmp, card)
             return export_entry(fmt, tmp, source, details, time.perf_counter() - started)
     except EdgecnnError:
         raise

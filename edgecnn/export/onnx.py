@@ -3,10 +3,10 @@
 tf2onnx's ``from_keras`` fails on Keras 3, so the converter gets the model's
 dynamic-batch ``tf.function`` instead. The float32 graph is built once per run
 and reused by the int8 export, which is calibrated on the same images as TFLite int8.
+The cached graphs carry no metadata: each file gets its own model card when it is written.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import tfquiet
 from ..errors import require
+from ..model_card import card_metadata
 from .source import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ CALIBRATION_BATCH = 50
 
 
 def float32_model(source: ExportSource):
-    """The float32 ``onnx.ModelProto`` (cached): converted, simplified, with a named batch and metadata."""
+    """The float32 ``onnx.ModelProto`` (cached): converted, simplified, with a named batch."""
     if "onnx" not in source.cache:
         tf2onnx = require("tf2onnx", feature="ONNX export")
         onnx = require("onnx", feature="ONNX export")
@@ -45,24 +46,23 @@ def float32_model(source: ExportSource):
         batch = source.batch or BATCH_DIM
         model = update_inputs_outputs_dims(model, {INPUT_NAME: [batch, *source.input_shape]},
                                            {OUTPUT_NAME: [batch, source.classes]})
-        _set_metadata(model, source)
         onnx.checker.check_model(model, full_check=True)
         source.cache["onnx"] = model
     return source.cache["onnx"]
 
 
-def export_float32(source: ExportSource, path: Path) -> dict:
+def export_float32(source: ExportSource, path: Path, card: dict) -> dict:
     import onnx
 
-    onnx.save(float32_model(source), str(path))
+    onnx.save(with_card(float32_model(source), card, source), str(path))
     return describe(path)
 
 
-def export_int8(source: ExportSource, path: Path) -> dict:
+def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     import onnx
 
     model, stem = int8_model(source), source.cache["onnx-int8-float-nodes"]
-    onnx.save(model, str(path))
+    onnx.save(with_card(model, card, source), str(path))
     return {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": stem},
             "calibration": source.calibration_info()}
 
@@ -109,7 +109,6 @@ def _quantize(source: ExportSource):
                             per_channel=QUANTIZATION["per_channel"],
                             calibrate_method=getattr(CalibrationMethod, QUANTIZATION["calibrate_method"]))
         model = onnx.load(str(quantized))
-    _set_metadata(model, source)
     onnx.checker.check_model(model, full_check=True)
     source.cache["onnx-int8-float-nodes"] = stem
     return model
@@ -181,13 +180,15 @@ def describe(path: Path) -> dict:
             "opset": int(opset)}
 
 
-def _set_metadata(model, source: ExportSource) -> None:
-    """Class names and preprocessing travel inside the file, for runtimes that get only the .onnx."""
+def with_card(model, card: dict, source: ExportSource):
+    """A copy of ``model`` whose metadata_props hold its model card, for runtimes that get only the file."""
+    import onnx
     from onnx.helper import set_model_props
 
-    set_model_props(model, {"class_names": json.dumps(source.class_names),
-                            "preprocessing": json.dumps(source.preprocessing),
-                            "source_sha256": source.sha256})
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    set_model_props(copy, {**card_metadata(card), "source_sha256": source.sha256})
+    return copy
 
 
 def _constant_reshapes(model) -> None:

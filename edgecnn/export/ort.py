@@ -4,6 +4,7 @@ ONNX Runtime Mobile loads only the ORT (flatbuffer) format, and a reduced-size
 build of it keeps only the kernels its ``required_operators.config`` lists, so
 both are written: the ``.ort`` file per ONNX precision, and one config holding
 the operators of every ``.ort`` file in the bundle (a phone app ships one build).
+The conversion keeps the ONNX graph's metadata_props, so an ``.ort`` file carries its model card too.
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ if TYPE_CHECKING:
 OPTIMIZATION_STYLE, TARGET_PLATFORM = "Fixed", "arm"
 
 
-def export_float32(source: ExportSource, path: Path) -> dict:
-    return _convert(onnx_export.float32_model(source), path)
+def export_float32(source: ExportSource, path: Path, card: dict) -> dict:
+    return _convert(onnx_export.with_card(onnx_export.float32_model(source), card, source), path)
 
 
-def export_int8(source: ExportSource, path: Path) -> dict:
-    return _convert(onnx_export.int8_model(source), path)
+def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
+    return _convert(onnx_export.with_card(onnx_export.int8_model(source), card, source), path)
 
 
 def _convert(model, path: Path) -> dict:

@@ -4,6 +4,7 @@ All four convert the same dynamic-batch ``tf.function``, so every file takes a
 batch of N images (the interpreter starts at N=1; resize its input to run more).
 The function's variables are handed to the converter in a ``tf.Module`` so it
 freezes them into the file (Keras 3 variables are not tracked by the model for TF).
+Every file carries its model card (class names, preprocessing) as a metadata entry.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import tfquiet
+from ..model_card import embed_tflite_card
 
 if TYPE_CHECKING:
     from .source import ExportSource
@@ -31,10 +33,11 @@ def converter(source: ExportSource, configure: Callable | None = None):
     return made
 
 
-def _convert(source: ExportSource, path: Path, configure: Callable | None = None) -> dict:
+def _convert(source: ExportSource, path: Path, card: dict, configure: Callable | None = None) -> dict:
     made = converter(source, configure)
     with tfquiet.quiet(stdout=True):
-        path.write_bytes(made.convert())
+        model = made.convert()
+    path.write_bytes(embed_tflite_card(model, card))
     return describe(path)
 
 
@@ -46,47 +49,48 @@ def representative(images: np.ndarray) -> Callable:
     return samples
 
 
-def export_float32(source: ExportSource, path: Path) -> dict:
-    return _convert(source, path)
+def export_float32(source: ExportSource, path: Path, card: dict) -> dict:
+    return _convert(source, path, card)
 
 
-def export_float16(source: ExportSource, path: Path) -> dict:
+def export_float16(source: ExportSource, path: Path, card: dict) -> dict:
     """Float16 weights, computed in float32 on CPUs (half the size, same results to ~1e-3)."""
     def configure(tf, converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
 
-    return _convert(source, path, configure)
+    return _convert(source, path, card, configure)
 
 
-def export_dynamic(source: ExportSource, path: Path) -> dict:
+def export_dynamic(source: ExportSource, path: Path, card: dict) -> dict:
     """Dynamic-range quantization: int8 weights, float activations, no calibration needed."""
-    return _convert(source, path, lambda tf, converter: setattr(converter, "optimizations", [tf.lite.Optimize.DEFAULT]))
+    return _convert(source, path, card,
+                    lambda tf, converter: setattr(converter, "optimizations", [tf.lite.Optimize.DEFAULT]))
 
 
-def export_int8(source: ExportSource, path: Path) -> dict:
+def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     """int8, with the layers mixed precision keeps float (when the source sets an accuracy budget).
 
     All layers int8: int8 builtins only, int8 input and output tensors. Some
     layers float: float input and output, quantized between the layers that run int8.
     """
     if source.max_accuracy_drop is None:
-        return export_full_int8(source, path)
+        return export_full_int8(source, path, card)
     if not source.has_labels:
-        return {**export_full_int8(source, path),
+        return {**export_full_int8(source, path, card),
                 "note": "every layer int8: no labelled validation images to choose mixed precision on "
                         "(give --data labelled images: class folders, or a .npz with 'y' beside 'x')"}
     from ..quantize import choose_tflite_int8
 
     choice = choose_tflite_int8(source, source.max_accuracy_drop)
-    details = export_full_int8(source, path) if not choice.float_layers() else None
+    details = export_full_int8(source, path, card) if not choice.float_layers() else None
     if details is None:
-        path.write_bytes(choice.model)
+        path.write_bytes(embed_tflite_card(choice.model, card))
         details = {**describe(path), "calibration": source.calibration_info()}
     return {**details, **choice.manifest_fields(source.validation_source())}
 
 
-def export_full_int8(source: ExportSource, path: Path) -> dict:
+def export_full_int8(source: ExportSource, path: Path, card: dict) -> dict:
     """Full-integer quantization: int8 builtins only, int8 input and output tensors."""
     def configure(tf, converter):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -95,10 +99,10 @@ def export_full_int8(source: ExportSource, path: Path) -> dict:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
 
-    return {**_convert(source, path, configure), "calibration": source.calibration_info()}
+    return {**_convert(source, path, card, configure), "calibration": source.calibration_info()}
 
 
-def export_int16x8(source: ExportSource, path: Path) -> dict:
+def export_int16x8(source: ExportSource, path: Path, card: dict) -> dict:
     """int16 activations, int8 weights: for models whose activations int8 cannot hold within an accuracy budget.
 
     Float input and output (quantized inside the file); LiteRT runs it on its
@@ -110,7 +114,7 @@ def export_int16x8(source: ExportSource, path: Path) -> dict:
         converter.target_spec.supported_ops = [
             tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
 
-    return {**_convert(source, path, configure), "calibration": source.calibration_info()}
+    return {**_convert(source, path, card, configure), "calibration": source.calibration_info()}
 
 
 def describe(path: Path) -> dict:

@@ -17,10 +17,10 @@ import numpy as np
 from ..bundle.files import MANIFEST_FILE, MODEL_FILE
 from ..bundle.manifest import load_manifest
 from ..bundle.targets import entry_by_content
-from ..datasets.fashion_mnist import CLASS_NAMES
-from ..preprocess import DEFAULT_PREPROCESSING, complete_preprocessing, range_affine, to_model_input
+from ..preprocess import complete_preprocessing, range_affine, to_model_input
 from ..errors import EdgecnnError, ModelFileError, first_line
 from ..fileio import sha256_file
+from ..model_card import CARD_NAME, parse_card
 from .base import Backend, Quantization, softmax
 
 #: Model file extension -> "module:class" of its backend (imported on first use).
@@ -270,8 +270,17 @@ def _first_run(runtime: Backend) -> None:
         raise ModelFileError(f"model {runtime.path} loads but cannot run (corrupt?): {first_line(exc)}") from None
 
 
+#: Why a file has to be described from its own shape (see _model_info).
+_UNDESCRIBED = "no edgecnn model card, no matching manifest"
+
+
 def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str, list[str]]:
-    """Class names, preprocessing and precision: the bundle manifest, else the model's metadata, else defaults."""
+    """Class names, preprocessing and precision: the bundle manifest, else the model's own metadata (its card).
+
+    A file described by neither gets class indices as labels and preprocessing
+    read from its input shape, each with a note: never another model's (e.g.
+    Fashion-MNIST's) labels or image size.
+    """
     notes: list[str] = []
     found = {"class_names": None, "preprocessing": None, "precision": None}
     for source, described in (_metadata_description(runtime, notes), _manifest_description(runtime.path, notes)):
@@ -280,14 +289,26 @@ def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str,
                 found[key] = value
                 if key == "class_names":
                     names_source = source
-    names = found["class_names"]
+    names, preprocessing = found["class_names"], found["preprocessing"]
     if names is None:
-        names = CLASS_NAMES if runtime.num_classes == len(CLASS_NAMES) else [str(i) for i in range(runtime.num_classes)]
+        names = [str(i) for i in range(runtime.num_classes)]
+        notes.append(f"{runtime.path.name} carries no class names ({_UNDESCRIBED}): labels are class indices")
     elif len(names) != runtime.num_classes:
         raise ModelFileError(f"{names_source} lists {len(names)} class names but {runtime.path} "
                              f"has {runtime.num_classes} outputs")
-    return (tuple(names), found["preprocessing"] or dict(DEFAULT_PREPROCESSING),
-            found["precision"] or runtime.precision, notes)
+    if preprocessing is None:
+        preprocessing = {"resize": "center-crop"}  # the default for a model other than the reference; the rest
+        # (size from the model, input range 0-1, probabilities, no background) is what complete_preprocessing adds
+        notes.append(f"{runtime.path.name} carries no preprocessing ({_UNDESCRIBED}): assumed from its "
+                     f"{'x'.join(map(str, runtime.input_shape))} input: pixels scaled to 0-1, center-crop resize, "
+                     "probabilities out, no auto-invert")
+    height, width, channels = runtime.input_shape
+    try:
+        preprocessing = complete_preprocessing({**preprocessing, "height": height, "width": width,
+                                                "channels": channels})
+    except ValueError as exc:
+        raise ModelFileError(f"the preprocessing recorded for {runtime.path}: {exc}") from None
+    return tuple(names), preprocessing, found["precision"] or runtime.precision, notes
 
 
 def _manifest_description(path: Path, notes: list[str]) -> tuple[str, dict[str, Any]]:
@@ -312,9 +333,14 @@ def _manifest_description(path: Path, notes: list[str]) -> tuple[str, dict[str, 
 
 
 def _metadata_description(runtime: Backend, notes: list[str]) -> tuple[str, dict[str, Any]]:
-    """Class names and preprocessing stored in the model file itself (ONNX metadata_props)."""
+    """Class names and preprocessing stored in the model file itself (ONNX metadata_props, a TFLite model card)."""
     source = f"the metadata of {runtime.path}"
     found: dict[str, Any] = {}
+    if CARD_NAME in runtime.metadata:  # a TFLite card that does not parse arrives alone under this key
+        try:
+            parse_card(runtime.metadata[CARD_NAME], runtime.path)
+        except ModelFileError as exc:
+            notes.append(f"ignoring the model card: {exc}")
     for key, kind in (("class_names", list), ("preprocessing", dict)):
         if key not in runtime.metadata:
             continue

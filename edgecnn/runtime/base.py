@@ -43,7 +43,8 @@ class Backend(ABC):
     output_quant: Quantization | None = None
     #: Largest batch passed to one ``run_native`` call (1 for fixed-batch models).
     max_batch: int = DEFAULT_MAX_BATCH
-    #: Key/value metadata stored inside the model file (ONNX ``metadata_props``).
+    #: Key/value metadata stored inside the model file (ONNX ``metadata_props``; a TFLite file's model card in the
+    #: same keys, see :func:`edgecnn.model_card.card_metadata`).
     metadata: dict[str, str]
     #: Precision read from the model itself, named as the exporters name it:
     #: "float32", "float16", "dynamic" (int8 weights, float activations) or "int8".

@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import tfquiet
 from ..errors import ModelFileError, first_line
+from ..model_card import tflite_metadata
 from .base import Backend, Quantization, check_threads, image_input_shape, read_model_bytes
 
 #: Batch of one resized interpreter call: larger batches barely raise throughput
@@ -57,7 +58,7 @@ class LiteRTBackend(Backend):
         self.num_classes = int(out["shape"][1])
         self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
         self.input_quant, self.output_quant = _quantization(path, inp), _quantization(path, out)
-        self.metadata = {}
+        self.metadata = tflite_metadata(self._content, path)
         self.precision = _precision(self.input_dtype, tensor_dtypes, quantizes)
         self._input_index, self._output_index = inp["index"], out["index"]
         if int(inp["shape_signature"][0]) == 1:  # a static batch-1 signature (export --batch 1) cannot be resized
