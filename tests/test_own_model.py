@@ -71,12 +71,12 @@ def mobilenet_style(variant: str):
     layers = keras.layers
     inputs = keras.Input((SIZE, SIZE, 3))
     x = layers.Rescaling(1 / 255)(inputs) if variant == "rescaling" else inputs
-    for layer in (layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False), layers.BatchNormalization(),
+    for layer in (layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False), layers.BatchNormalization(momentum=0.9),
                   layers.ReLU(6.0), layers.DepthwiseConv2D(3, padding="same", use_bias=False),
-                  layers.BatchNormalization(), layers.ReLU(6.0), layers.Conv2D(24, 1, use_bias=False),
-                  layers.BatchNormalization(), layers.ReLU(6.0),
+                  layers.BatchNormalization(momentum=0.9), layers.ReLU(6.0), layers.Conv2D(24, 1, use_bias=False),
+                  layers.BatchNormalization(momentum=0.9), layers.ReLU(6.0),
                   layers.SeparableConv2D(32, 3, strides=2, padding="same", use_bias=False),
-                  layers.BatchNormalization(), layers.ReLU(6.0), layers.GlobalAveragePooling2D()):
+                  layers.BatchNormalization(momentum=0.9), layers.ReLU(6.0), layers.GlobalAveragePooling2D()):
         x = layer(x)
     outputs = layers.Dense(len(CLASSES), activation=None if variant == "logits" else "softmax")(x)
     return keras.Model(inputs, outputs)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import Dataset
-from .fashion_mnist import has_idx_files, load_dataset, load_from_dir
+from .fashion_mnist import FILES, has_idx_files, load_dataset, load_from_dir
 from .folders import load_folders
 from .npz import load_npz
 
@@ -33,8 +33,8 @@ def load_data(path: str | os.PathLike | None = None, *, image_size: tuple[int, i
         if path.suffix.lower() == ".npz":
             return load_npz(path)
         raise DataError(f"data {path} is a file, not a .npz; expected {ACCEPTED}")
-    if has_idx_files(path):
-        return load_from_dir(path)
+    if any((path / name).exists() for name in FILES.values()):  # (some of) the IDX files: say which are wrong
+        return load_dataset(path) if not has_idx_files(path) else load_from_dir(path)
     return load_folders(path, image_size=image_size, channels=channels, resize=resize, progress=progress)
 
 

@@ -398,7 +398,13 @@ def render(bundle: Bundle, data: TestSet | None) -> str:
 
 
 def _dataset(bundle: Bundle, data: str | os.PathLike | None) -> TestSet | None:
-    """The test set the bundle was exported with (see :func:`bundle_test_set`); None, with the reason, if absent."""
+    """The test set the bundle was exported with (see :func:`bundle_test_set`); None, with the reason, if absent.
+
+    Bundles exported before the manifest recorded data fall back on the folder training read (metrics.json).
+    """
+    source = (bundle.metrics or {}).get("data_source")
+    if data is None and (bundle.manifest is None or bundle.manifest.data is None) and source and Path(source).is_dir():
+        data = source
     try:
         return test_set_of(bundle.folder, bundle.manifest, data)
     except EdgecnnError as exc:
