@@ -139,7 +139,7 @@ def named_bundle(tiny_models, tmp_path_factory) -> Path:
     np.savez(npz, x=rng.integers(0, 256, (64, 28, 28), dtype=np.uint8), x_test=blob_images(20),
              y_test=rng.integers(0, 10, 20), class_names=np.array(NAMES))
     export_model(tiny_models["keras"], ["tflite", "tflite-int8", "onnx", "onnx-ort-int8"], folder / "bundle",
-                 calibration_samples=32, calibration_data=npz)
+                 calibration_samples=32, data=npz)
     return folder / "bundle"
 
 
