@@ -16,6 +16,7 @@ from . import tfquiet
 from .errors import EdgecnnError, first_line
 from .export import ALL as ALL_FORMATS, DEFAULT_MAX_ACCURACY_DROP, FORMATS as EXPORT_FORMATS  # light: TF lazily
 from .preprocess import INPUT_RANGES, RESIZE_MODES  # light: numpy and Pillow
+from .quantize import CHOOSERS  # light: TF lazily
 from .runtime.base import MAX_THREADS  # light: numpy only
 
 PathArg = click.Path(path_type=Path)
@@ -172,9 +173,10 @@ def summary(model_path, out, unsafe) -> None:
               help="1: a static batch-1 signature, for runtimes that cannot resize (LiteRT.js, microcontrollers, "
                    "some NPUs).  [default: a dynamic batch]")
 @click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
-              help="tflite-int8: points of validation accuracy int8 may lose; layers stay float until it holds "
-                   "(exit 1 when no mix does).")
-@click.option("--all-int8", is_flag=True, help="tflite-int8: quantize every layer, no measurement.")
+              help="tflite-int8, onnx-int8: points of validation accuracy int8 may lose; layers stay float until "
+                   "it holds (exit 1 when no mix does).")
+@click.option("--all-int8", is_flag=True,
+              help="tflite-int8, onnx-int8: quantize every layer, no measurement (ONNX keeps its float stem).")
 def export(model_path, formats, out, calibration_samples, data, input_range, resize, opset, unsafe, batch,
            max_accuracy_drop, all_int8) -> None:
     """Export a Keras model to TFLite (fp32, fp16, dynamic, int8, int16x8), ONNX (fp32, int8) and ORT Mobile
@@ -212,6 +214,8 @@ def export(model_path, formats, out, calibration_samples, data, input_range, res
 @cli.command()
 @click.option("--model", "model_path", type=PathArg, default=None,
               help="Keras model to explain (default: models/fashion-cnn/model.keras).")
+@click.option("--format", "formats", type=click.Choice(list(CHOOSERS)), multiple=True,
+              help="int8 format to explain; repeat for several.  [default: all of them]")
 @click.option("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP, show_default=True,
               help="Points of validation accuracy int8 may lose (the choice the table proposes).")
 @click.option("--calibration-samples", type=int, default=500, show_default=True)
@@ -221,23 +225,23 @@ def export(model_path, formats, out, calibration_samples, data, input_range, res
 @click.option("--no-latency", is_flag=True, help="Skip timing each layer (faster; no latency columns or reasons).")
 @click.option("--json", "json_path", type=PathArg, default=None, help="Also write the table to this JSON file.")
 @click.option("--unsafe", is_flag=True, help="Allow Lambda layers (only for files you trust).")
-def explain(model_path, max_accuracy_drop, calibration_samples, data, input_range, no_latency, json_path,
+def explain(model_path, formats, max_accuracy_drop, calibration_samples, data, input_range, no_latency, json_path,
             unsafe) -> None:
-    """Per-layer int8 diagnosis (TFLite): each layer's error, latency and weights, worst first, and the
+    """Per-layer int8 diagnosis (TFLite, ONNX): each layer's error, latency and weights, worst first, and the
     precision mixed precision gives it. Exit 1 when no mix meets the accuracy budget."""
     from .bundle.files import MODEL_FILE, default_bundle
     from .errors import EXIT_FAILED
     from .fileio import write_json
-    from .quantize.diagnosis import explain_json, explain_model, explain_table
+    from .quantize.diagnosis import explain_json, explain_model, explain_tables
 
-    choice, validation = explain_model(model_path or default_bundle() / MODEL_FILE,
-                                       max_accuracy_drop=max_accuracy_drop, calibration_samples=calibration_samples,
-                                       data=data, input_range=input_range,
-                                       measure_latency=not no_latency, unsafe=unsafe)
-    click.echo(explain_table(choice))
+    choices, validation = explain_model(model_path or default_bundle() / MODEL_FILE,
+                                        formats=formats or None, max_accuracy_drop=max_accuracy_drop,
+                                        calibration_samples=calibration_samples, data=data, input_range=input_range,
+                                        measure_latency=not no_latency, unsafe=unsafe)
+    click.echo(explain_tables(choices))
     if json_path is not None:
-        write_json(json_path, explain_json(choice, validation))
-    if not choice.met:
+        write_json(json_path, explain_json(choices, validation))
+    if not all(choice.met for choice in choices.values()):
         raise SystemExit(EXIT_FAILED)
 
 

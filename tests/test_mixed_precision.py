@@ -173,6 +173,15 @@ def test_a_layer_slower_in_int8_stays_float_when_that_costs_no_accuracy():
     assert choose(calibrated, FakeEvaluator(calibrated, 0.90), 0.5, close_call).float_layers() == []
 
 
+def test_a_layer_the_format_always_keeps_float_stays_float_even_when_it_costs_accuracy():
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": -1.0, "b": 3.0})  # keeping a float costs a point
+    choice = choose(calibrated, FakeEvaluator(calibrated, 0.86), 0.5, always_float=[0])
+    assert [(r.precision, r.reason) for r in choice.layers] == [("float32", "latency"), ("float32", "error")]
+    assert choice.accuracy == pytest.approx(0.88) and not choice.met
+
+
 def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():
     from edgecnn.quantize.mixed import choose
 
@@ -221,21 +230,22 @@ def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_pat
     source, _ = hard_case
     npz = tmp_path / "images.npz"
     np.savez(npz, x=source.data.x_train, y=source.data.y_train)
-    args = ["explain", "--model", str(source.model_path), "--calibration-data", str(npz), "--calibration-samples",
-            "200", "--no-latency", "--max-accuracy-drop", "0.3", "--json", str(tmp_path / "explain.json")]
+    args = ["explain", "--model", str(source.model_path), "--format", "tflite-int8", "--calibration-data", str(npz),
+            "--calibration-samples", "200", "--no-latency", "--max-accuracy-drop", "0.3", "--json", str(tmp_path / "explain.json")]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:3] == ["layer", "op", "input"] and lines[2].split()[0] == "stem"
+    assert lines[0] == "tflite-int8" and lines[1].split()[:3] == ["layer", "op", "input"]
+    assert lines[3].split()[0] == "stem"
     assert "within the budget of 0.3" in lines[-1]
-    saved = json.loads((tmp_path / "explain.json").read_text())
+    saved = json.loads((tmp_path / "explain.json").read_text())["exports"]["tflite-int8"]
     assert saved["layers"][0]["name"] == "stem" and saved["met"] and saved["drop_points"] <= 0.3
     assert {"sqnr_db", "harm_points", "float32_s", "int8_s", "weight_bytes_int8", "precision", "reason"} <= set(
         saved["layers"][0])
     unlabelled = tmp_path / "unlabelled.npz"
     np.savez(unlabelled, x=source.data.x_train)
-    result = CliRunner().invoke(cli, ["explain", "--model", str(source.model_path), "--calibration-data",
-                                      str(unlabelled), "--no-latency"])
+    result = CliRunner().invoke(cli, ["explain", "--model", str(source.model_path), "--format", "tflite-int8",
+                                      "--calibration-data", str(unlabelled), "--no-latency"])
     assert result.exit_code == 2 and "labels 'y'" in result.stderr
 
 

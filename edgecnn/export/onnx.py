@@ -33,7 +33,7 @@ CALIBRATION_BATCH = 50
 
 
 def float32_model(source: ExportSource):
-    """The float32 ``onnx.ModelProto`` (cached): converted, simplified, with a named batch."""
+    """The float32 ``onnx.ModelProto`` (cached): converted, simplified, with a named batch and metadata."""
     if "onnx" not in source.cache:
         tf2onnx = require("tf2onnx", feature="ONNX export")
         onnx = require("onnx", feature="ONNX export")
@@ -59,31 +59,51 @@ def export_float32(source: ExportSource, path: Path, card: dict) -> dict:
 
 
 def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
+    """Static int8, with the nodes mixed precision keeps float when the source sets an accuracy budget."""
     import onnx
 
-    model, stem = int8_model(source), source.cache["onnx-int8-float-nodes"]
+    model, float_nodes = int8_model(source), source.cache["onnx-int8-float-nodes"]
     onnx.save(with_card(model, card, source), str(path))
-    return {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": stem},
-            "calibration": source.calibration_info()}
+    details = {**describe(path), "quantization": {**QUANTIZATION, "float_nodes": float_nodes},
+               "calibration": source.calibration_info()}
+    choice = source.cache.get("onnx-int8-choice")
+    if choice is not None:
+        return {**details, **choice.manifest_fields(source.validation_source())}
+    if source.max_accuracy_drop is not None:
+        return {**details, "note": "every node int8 but the float stem: no labelled validation images "
+                                   "to choose mixed precision on (give --data labelled images: class folders, "
+                                   "or a .npz with labels 'y' beside 'x')"}
+    return details
 
 
 def int8_model(source: ExportSource):
     """Static quantization of the float32 graph (after onnxruntime's pre-processing), input/output stay float32.
 
-    Cached like the float32 graph: the ORT-format int8 export converts this same graph.
+    With an accuracy budget and labelled validation images, the nodes kept float
+    are chosen by measurement (:func:`edgecnn.quantize.choose_onnx_int8`); else
+    only the float stem is. Cached like the float32 graph: the ORT-format int8
+    export converts this same graph.
     """
     if "onnx-int8" not in source.cache:
-        source.cache["onnx-int8"] = _quantize(source)
+        import onnx
+
+        if source.max_accuracy_drop is not None and source.has_labels:
+            from ..quantize import choose_onnx_int8
+
+            choice = choose_onnx_int8(source, source.max_accuracy_drop)
+            model, float_nodes = onnx.load_from_string(choice.model), choice.float_nodes
+            source.cache["onnx-int8-choice"] = choice
+        else:
+            with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
+                prepared, float_nodes = prepare(source, Path(work))
+                model = quantize_prepared(source, prepared, Path(work) / "int8.onnx", float_nodes)
+        source.cache["onnx-int8"], source.cache["onnx-int8-float-nodes"] = model, float_nodes
     return source.cache["onnx-int8"]
 
 
-def _quantize(source: ExportSource):
-    import onnx
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    images = source.calibration()
-    step = source.batch or CALIBRATION_BATCH  # a static batch-1 graph takes one image per run
+def calibration_reader(images: np.ndarray, step: int):
+    """onnxruntime's calibration reader over ``images``, ``step`` images a run (1 for a static batch-1 graph)."""
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -93,24 +113,41 @@ def _quantize(source: ExportSource):
             start = next(self._batches, None)
             return None if start is None else {INPUT_NAME: images[start:start + step]}
 
+    return Reader()
+
+
+def prepare(source: ExportSource, folder: Path) -> tuple[Path, list[str]]:
+    """The float32 graph as quantization reads it (pre-processed, float stem rewritten) in ``folder``, and the
+    stem's nodes (empty when the stem rule does not apply)."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32, prepared = folder / "fp32.onnx", folder / "pre.onnx"
+    onnx.save(float32_model(source), str(fp32))
+    with tfquiet.quiet(stdout=True):
+        # ONNX's own shape inference suffices (only the batch dimension is dynamic); the symbolic
+        # pass would import sympy, a heavy dependency nothing else needs. Same graph either way.
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    return prepared, apply_float_stem(prepared) if QUANTIZATION["float_stem"] else []
+
+
+def quantize_prepared(source: ExportSource, prepared: Path, out: Path, float_nodes: list[str]):
+    """Quantize the prepared graph (see :data:`QUANTIZATION`), calibrated on the source's images, with
+    ``float_nodes`` left float; the checked ``onnx.ModelProto`` with the source's metadata."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
-    with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
-        fp32, prepared, quantized = (Path(work) / name for name in ("fp32.onnx", "pre.onnx", "int8.onnx"))
-        onnx.save(float32_model(source), str(fp32))
-        with tfquiet.quiet(stdout=True):
-            # ONNX's own shape inference suffices (only the batch dimension is dynamic); the symbolic
-            # pass would import sympy, a heavy dependency nothing else needs. Same graph either way.
-            quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-            stem = apply_float_stem(prepared) if QUANTIZATION["float_stem"] else []
-            quantize_static(str(prepared), str(quantized), Reader(), nodes_to_exclude=stem,
-                            quant_format=getattr(QuantFormat, QUANTIZATION["quant_format"]),
-                            activation_type=types[QUANTIZATION["activation_type"]],
-                            weight_type=types[QUANTIZATION["weight_type"]],
-                            per_channel=QUANTIZATION["per_channel"],
-                            calibrate_method=getattr(CalibrationMethod, QUANTIZATION["calibrate_method"]))
-        model = onnx.load(str(quantized))
+    with tfquiet.quiet(stdout=True):
+        reader = calibration_reader(source.calibration(), source.batch or CALIBRATION_BATCH)
+        quantize_static(str(prepared), str(out), reader, nodes_to_exclude=list(float_nodes),
+                        quant_format=getattr(QuantFormat, QUANTIZATION["quant_format"]),
+                        activation_type=types[QUANTIZATION["activation_type"]],
+                        weight_type=types[QUANTIZATION["weight_type"]],
+                        per_channel=QUANTIZATION["per_channel"],
+                        calibrate_method=getattr(CalibrationMethod, QUANTIZATION["calibrate_method"]))
+    model = onnx.load(str(out))
     onnx.checker.check_model(model, full_check=True)
-    source.cache["onnx-int8-float-nodes"] = stem
     return model
 
 

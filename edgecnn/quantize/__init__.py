@@ -1,14 +1,16 @@
 """Quantization that explains itself: per-layer error and latency, and mixed precision chosen by measurement.
 
-:func:`choose_tflite_int8` calibrates the model once, measures every weighted
-layer (SQNR of its int8 output, the validation accuracy that keeping it float
-recovers, its float32 and int8 latency) and keeps in float the layers that the
-accuracy budget or their own speed call for (see :mod:`.mixed`). Imports
-TensorFlow: export-side only.
+:func:`choose_tflite_int8` and :func:`choose_onnx_int8` calibrate the model
+once, measure every weighted layer (SQNR of the quantization it adds, the
+validation accuracy that keeping it float recovers, and for TFLite its float32
+and int8 latency) and keep in float the layers that the accuracy budget or
+their own speed call for, with one greedy loop for both (see :mod:`.mixed`).
+:data:`CHOOSERS` maps each int8 format to its function. Imports TensorFlow:
+export-side only.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -23,7 +25,16 @@ SQNR_IMAGES = 200
 #: Calibration images the per-layer latency blocks are calibrated on.
 LATENCY_IMAGES = 200
 
-__all__ = ["DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "choose_tflite_int8", "worst_first"]
+__all__ = ["CHOOSERS", "DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "choose_onnx_int8",
+           "choose_tflite_int8", "worst_first"]
+
+
+def _validation(source: ExportSource, run: Callable | None = None) -> Evaluator:
+    """The validation split, judged against the Keras model's own probabilities on it."""
+    x_val, y_val = source.validation()
+    with tfquiet.quiet():
+        float_probs = np.asarray(source.model.predict(x_val, batch_size=500, verbose=0), dtype=np.float32)
+    return Evaluator(x_val, y_val, float_probs, run)
 
 
 def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
@@ -32,10 +43,25 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
     from .latency import RUNS, layer_latencies
     from .tflite_layers import CalibratedTFLite
 
-    x_val, y_val = source.validation()
-    with tfquiet.quiet():
-        float_probs = np.asarray(source.model.predict(x_val, batch_size=500, verbose=0), dtype=np.float32)
-    calibrated = CalibratedTFLite(source, x_val[:SQNR_IMAGES])
+    evaluate = _validation(source)
+    calibrated = CalibratedTFLite(source, evaluate.x[:SQNR_IMAGES])
     latencies = (layer_latencies(source.model, source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS)
                  if measure_latency else None)
-    return choose(calibrated, Evaluator(x_val, y_val, float_probs), max_accuracy_drop, latencies)
+    return choose(calibrated, evaluate, max_accuracy_drop, latencies)
+
+
+def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
+                     measure_latency: bool = True) -> MixedChoice:
+    """The same for ``onnx-int8``. Per-node latency is not timed here: with ``measure_latency`` the float stem
+    stays float, as the export always kept it (measured slower in int8 on x86, bench/onnx_int8_choice.py);
+    without, latency plays no part."""
+    from .onnx_layers import CalibratedONNX, run_onnx
+
+    evaluate = _validation(source, run_onnx)
+    calibrated = CalibratedONNX(source, evaluate.x[:SQNR_IMAGES])
+    return choose(calibrated, evaluate, max_accuracy_drop,
+                  always_float=calibrated.float_stem if measure_latency else ())
+
+
+#: The int8 formats mixed precision serves, and the function that measures and chooses for each.
+CHOOSERS: dict[str, Callable[..., MixedChoice]] = {"tflite-int8": choose_tflite_int8, "onnx-int8": choose_onnx_int8}

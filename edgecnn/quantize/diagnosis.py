@@ -1,41 +1,57 @@
 """`edgecnn explain`: the per-layer quantization table of a Keras model, as text and as JSON.
 
-One row per quantizable layer, worst first: SQNR of its int8 output on
-held-out images, the validation accuracy that keeping it float recovers, its
-float32 and int8 latency, its weight bytes, and the precision mixed precision
-gives it with the reason. Imports TensorFlow.
+One table per int8 format (:data:`edgecnn.quantize.CHOOSERS`), one row per
+quantizable layer, worst first: SQNR of the quantization it adds on held-out
+images, the validation accuracy that keeping it float recovers, its float32 and
+int8 latency (TFLite; not timed for ONNX), its weight bytes, and the precision
+mixed precision gives it with the reason. Imports TensorFlow.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from ..bench.output import seconds
 from ..fileio import format_bytes
 from .mixed import DEFAULT_MAX_ACCURACY_DROP, MixedChoice, worst_first
 
 
-def explain_model(model_path: str | os.PathLike, *, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+def explain_model(model_path: str | os.PathLike, *, formats: Iterable[str] | None = None,
+                  max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
                   calibration_samples: int = 500, data: str | os.PathLike | None = None,
                   input_range: str | None = None, measure_latency: bool = True,
-                  unsafe: bool = False) -> tuple[MixedChoice, str]:
-    """Measure every layer of the ``.keras`` model for TFLite int8; the choice and where validation came from."""
+                  unsafe: bool = False) -> tuple[dict[str, MixedChoice], str]:
+    """Measure every layer of the ``.keras`` model for each int8 format (default: all); the choices by format
+    and where validation came from."""
     from ..errors import EdgecnnError
     from ..export import load_source
-    from . import choose_tflite_int8
+    from . import CHOOSERS
 
+    formats = set(CHOOSERS if formats is None else formats)
+    unknown = sorted(formats - set(CHOOSERS))
+    if unknown:
+        raise EdgecnnError(f"explain knows no format {', '.join(unknown)} (choose from {', '.join(CHOOSERS)})")
     if not max_accuracy_drop >= 0:
         raise EdgecnnError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
     source, _ = load_source(Path(model_path), data, calibrated=True, unsafe=unsafe, input_range=input_range,
                             calibration_samples=calibration_samples)
-    return choose_tflite_int8(source, max_accuracy_drop, measure_latency=measure_latency), source.validation_source()
+    choices = {name: CHOOSERS[name](source, max_accuracy_drop, measure_latency=measure_latency)
+               for name in CHOOSERS if name in formats}
+    return choices, source.validation_source()
 
 
-def explain_json(choice: MixedChoice, validation_source: str) -> dict[str, Any]:
-    """Everything measured, worst layer first (the ``--json`` file)."""
-    return {"format": "tflite-int8", "layers": [row.to_dict() for row in worst_first(choice.layers)],
-            **choice.manifest_fields(validation_source)["mixed_precision"], "drop_points": choice.drop_points}
+def explain_json(choices: dict[str, MixedChoice], validation_source: str) -> dict[str, Any]:
+    """Everything measured, per format, worst layer first (the ``--json`` file)."""
+    return {"exports": {name: {"format": name, "layers": [row.to_dict() for row in worst_first(choice.layers)],
+                               **choice.manifest_fields(validation_source)["mixed_precision"],
+                               "drop_points": choice.drop_points}
+                        for name, choice in choices.items()}}
+
+
+def explain_tables(choices: dict[str, MixedChoice]) -> str:
+    """One titled table per format, in registry order."""
+    return "\n\n".join(f"{name}\n{explain_table(choice)}" for name, choice in choices.items())
 
 
 def explain_table(choice: MixedChoice) -> str:

@@ -1,6 +1,7 @@
 """Mixed precision chosen by measurement: which layers stay float, and why.
 
-Start from every layer in int8. A layer whose int8 kernel is measured clearly
+Start from every layer in int8 but those a format always keeps float (ONNX's
+float stem, reason ``latency``). A layer whose int8 kernel is measured clearly
 slower than its float one (:data:`SLOWER_IN_INT8`) goes float when that costs no
 accuracy the budget cares about: the validation accuracy does not fall, or the
 drop stays within the budget (a free choice goes to speed; a few images of
@@ -9,16 +10,19 @@ model exceeds the budget, the layer whose float version recovers the most
 accuracy goes float (reason ``error``; ties: the smaller output error, then the
 cheaper float layer, then graph order), so the choice is the same on every run
 with the same inputs. Layers left in int8 carry reason ``budget``.
+
+The loop is the same for every format: a format brings a :class:`Calibrated`
+model (TFLite: :mod:`.tflite_layers`, ONNX: :mod:`.onnx_layers`) and a runner
+for the :class:`Evaluator`.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Callable, Collection, Protocol, Sequence
 
 import numpy as np
 
 from .latency import LayerLatency
-from .tflite_layers import CalibratedTFLite, QuantLayer
 
 #: Points of validation accuracy the int8 model may lose against float by default: half the int8 verify
 #: gate (1.0 point), so that the gap between the validation split and the test set stays inside the gate.
@@ -28,6 +32,31 @@ DEFAULT_MAX_ACCURACY_DROP = 0.5
 SLOWER_IN_INT8 = 1.5
 #: Images per interpreter call while evaluating candidates.
 EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class QuantLayer:
+    """One weighted op and the weightless ops after it, as the quantized graph holds them: the unit kept float."""
+
+    index: int  # position among the weighted ops, 0 = the first
+    name: str  # short name: the Keras layer when the graph names it, else from the graph
+    op: str  # e.g. CONV_2D (TFLite), Conv (ONNX)
+    nodes: tuple[str, ...]  # what the quantizer's exclusion list names: TFLite output tensors, ONNX node names
+    input_shape: tuple[int, ...]
+    weight_count: int
+    int8_weight_bytes: int  # int8 weights + int32 bias, as stored in the int8 file
+
+
+class Calibrated(Protocol):
+    """A model calibrated once, quantized with any set of its layers kept float."""
+
+    layers: list[QuantLayer]
+
+    def quantize(self, float_layers: Collection[QuantLayer]) -> bytes:
+        """The quantized file (float input and output) with these layers float."""
+
+    def layer_sqnr(self) -> dict[str, float]:
+        """Per layer name: SQNR in dB of the quantization it adds, on held-out images (NaN: not measured)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +91,7 @@ class MixedChoice:
     accuracy: float
     budget_points: float
     validation_images: int
+    float_nodes: list[str]  # the quantizer's exclusion list for this choice (TFLite tensors, ONNX node names)
 
     @property
     def drop_points(self) -> float:
@@ -88,15 +118,20 @@ class MixedChoice:
 
 
 class Evaluator:
-    """Validation accuracy and output error of candidate TFLite models, against the float model's probabilities."""
+    """Validation accuracy and output error of candidate models, against the float model's probabilities.
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, float_probs: np.ndarray) -> None:
+    ``run(model, x)`` gives a candidate file's float probabilities (default: TFLite's :func:`run_tflite`).
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, float_probs: np.ndarray,
+                 run: Callable[[bytes, np.ndarray], np.ndarray] | None = None) -> None:
         self.x, self.y, self.float_probs = x, y, float_probs
+        self.run = run or run_tflite
         self.float_accuracy = float(np.mean(float_probs.argmax(axis=1) == y))
 
     def __call__(self, model: bytes) -> tuple[float, float]:
         """(accuracy, mean abs probability difference from float)."""
-        probs = run_tflite(model, self.x)
+        probs = self.run(model, self.x)
         return float(np.mean(probs.argmax(axis=1) == self.y)), float(np.mean(np.abs(probs - self.float_probs)))
 
 
@@ -121,23 +156,28 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks)
 
 
-def choose(calibrated: CalibratedTFLite, evaluate: Evaluator, budget_points: float,
-           latencies: Sequence[LayerLatency] | None = None) -> MixedChoice:
-    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured)."""
+def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
+           latencies: Sequence[LayerLatency] | None = None, always_float: Collection[int] = ()) -> MixedChoice:
+    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
+
+    ``always_float``: indices of layers a format keeps float whatever the accuracy, by a latency rule
+    measured beforehand (ONNX's float stem); reason ``latency``, and the loop starts from them.
+    """
     layers = calibrated.layers
     timed = list(latencies) if latencies is not None and len(latencies) == len(layers) else None
     sqnr = calibrated.layer_sqnr()
     base_acc, base_err = evaluate(calibrated.quantize(()))
     alone = {layer.index: evaluate(calibrated.quantize((layer,))) for layer in layers}
-    reasons: dict[int, str] = {}
-    accuracy, error = base_acc, base_err
+    reasons = {index: "latency" for index in always_float}
+    accuracy, error = (base_acc, base_err) if not reasons else evaluate(
+        calibrated.quantize([layer for layer in layers if layer.index in reasons]))
 
     def with_float(extra: QuantLayer) -> tuple[float, float]:
         chosen = [layer for layer in layers if layer.index in reasons or layer is extra]
         return alone[extra.index] if len(chosen) == 1 else evaluate(calibrated.quantize(chosen))
 
     for layer in layers:
-        if timed and timed[layer.index].ratio >= SLOWER_IN_INT8:
+        if layer.index not in reasons and timed and timed[layer.index].ratio >= SLOWER_IN_INT8:
             acc, err = with_float(layer)
             if acc >= accuracy or evaluate.float_accuracy - acc <= budget_points / 100 + 1e-12:
                 reasons[layer.index], accuracy, error = "latency", acc, err
@@ -151,14 +191,16 @@ def choose(calibrated: CalibratedTFLite, evaluate: Evaluator, budget_points: flo
             item[0][0], -item[0][1], -(timed[item[1].index].float32_s - timed[item[1].index].int8_s) if timed else 0,
             -item[1].index))
         reasons[best.index] = "error"
-    final = calibrated.quantize([layer for layer in layers if layer.index in reasons])
+    kept = [layer for layer in layers if layer.index in reasons]
+    final = calibrated.quantize(kept)
     accuracy, _ = evaluate(final)
     rows = [LayerReport(
         layer.name, layer.op, layer.input_shape, 4 * layer.weight_count, layer.int8_weight_bytes,
         sqnr[layer.name], 100 * (alone[layer.index][0] - base_acc), base_err - alone[layer.index][1],
         timed[layer.index].float32_s if timed else None, timed[layer.index].int8_s if timed else None,
         "float32" if layer.index in reasons else "int8", reasons.get(layer.index, "budget")) for layer in layers]
-    return MixedChoice(final, rows, evaluate.float_accuracy, base_acc, accuracy, budget_points, len(evaluate.y))
+    return MixedChoice(final, rows, evaluate.float_accuracy, base_acc, accuracy, budget_points, len(evaluate.y),
+                       sorted(node for layer in kept for node in layer.nodes))
 
 
 def worst_first(rows: Sequence[LayerReport]) -> list[LayerReport]:

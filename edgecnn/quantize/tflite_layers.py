@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
 from .. import tfquiet
+from .error import channel_nsr, sqnr_db
+from .mixed import QuantLayer
 
 if TYPE_CHECKING:
     from ..export.source import ExportSource
@@ -26,19 +27,6 @@ if TYPE_CHECKING:
 WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
 #: Ops that only move shapes around; they follow the precision of their layer, not their own.
 _BOOKKEEPING_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK"})
-
-
-@dataclass(frozen=True)
-class QuantLayer:
-    """One weighted op and the weightless ops after it, as the quantized TFLite graph holds them."""
-
-    index: int  # position among the weighted ops, 0 = the first
-    name: str  # short name: the Keras layer when the graph names it, else the op's output tensor
-    op: str  # e.g. CONV_2D
-    nodes: tuple[str, ...]  # output tensor names of its ops (the denylist entries)
-    input_shape: tuple[int, ...]
-    weight_count: int
-    int8_weight_bytes: int  # int8 weights + int32 bias, as stored in the int8 file
 
 
 @contextlib.contextmanager
@@ -79,10 +67,7 @@ class CalibratedTFLite:
     def layer_sqnr(self) -> dict[str, float]:
         """Per layer (by name): SQNR in dB of its int8 output against float on the same input, held-out images.
 
-        Per channel, then the median over channels: a per-tensor scale ruined by
-        one huge channel drowns all the others, which a whole-tensor SQNR would
-        hide behind that channel's signal; the median is not thrown by one
-        channel (a logit) whose float values are all near zero.
+        Per channel, then the median over channels (see :func:`.error.channel_nsr`).
         """
         from ..export import tflite
 
@@ -103,19 +88,13 @@ class CalibratedTFLite:
         found = {}
         for layer in self.layers:
             nsr = by_tensor.get(layer.nodes[0])
-            found[layer.name] = float("nan") if nsr is None else -10.0 * np.log10(max(nsr, 1e-12))
+            found[layer.name] = float("nan") if nsr is None else sqnr_db(nsr)
         return found
 
 
 def _channel_nsr(float_values: np.ndarray, quantized: np.ndarray, scale: float, zero_point: int) -> float:
-    """Median over live channels (last axis) of quantization noise power / float signal power."""
-    real = np.asarray(float_values, dtype=np.float64)
-    noise = (quantized.astype(np.float64) - zero_point) * scale - real
-    axes = tuple(range(real.ndim - 1))
-    signal = np.mean(real ** 2, axis=axes)
-    power = np.mean(noise ** 2, axis=axes)
-    live = signal > 0
-    return float(np.median(power[live] / signal[live])) if live.any() else 0.0
+    """The debugger's metric callback: :func:`.error.channel_nsr` over the last (channel) axis."""
+    return channel_nsr(float_values, (quantized.astype(np.float64) - zero_point) * scale, axis=-1)
 
 
 def _layers(model: bytes, keras_names: list[str]) -> list[QuantLayer]:

@@ -1,0 +1,103 @@
+"""ONNX mixed precision on the constructed hard case of test_mixed_precision (one first-conv channel x100).
+
+onnx-int8 keeps a thin first convolution float on its own (the float stem, for
+speed), but the ruined tensor it writes is quantized again at the input of the
+next int8 convolution (QDQ quantizes a tensor for each int8 node that reads it),
+so the float stem alone does not save the model: the budget must keep that
+reader float too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .test_mixed_precision import make_hard_case, synthetic_images
+
+
+@pytest.fixture(scope="module")
+def hard_case(tmp_path_factory):
+    return make_hard_case(tmp_path_factory.mktemp("hard-onnx"))
+
+
+@pytest.fixture(scope="module")
+def onnx_choice(hard_case):
+    from edgecnn.quantize import choose_onnx_int8
+
+    return choose_onnx_int8(hard_case[0], 0.3)
+
+
+def test_plain_onnx_int8_loses_and_the_budget_keeps_the_reader_of_the_ruined_tensor_float(onnx_choice):
+    choice = onnx_choice
+    by_name = {row.name: row for row in choice.layers}
+    assert 100 * (choice.float_accuracy - choice.all_int8_accuracy) >= 2.0
+    stem_only = choice.all_int8_accuracy + by_name["stem"].harm_points / 100  # the export before mixed precision
+    assert 100 * (choice.float_accuracy - stem_only) >= 2.0  # the float stem alone does not save it
+    assert choice.met and choice.drop_points <= 0.3
+    assert [(r.name, r.precision, r.reason) for r in choice.layers] == [
+        ("stem", "float32", "latency"), ("conv", "float32", "error"), ("head", "int8", "budget")]
+
+
+def test_the_onnx_diagnosis_ranks_the_guilty_layer_worst(onnx_choice):
+    from edgecnn.quantize import worst_first
+
+    rows = worst_first(onnx_choice.layers)
+    assert rows[0].name == "stem" and rows[0].sqnr_db < 10 < rows[-1].sqnr_db
+    assert all(r.float32_s is None and r.int8_s is None for r in rows)  # ONNX latency is not timed per node
+    assert {r.name: r.weight_bytes_int8 for r in rows} == {"stem": 8 * 9 + 4 * 8, "conv": 8 * 72 + 4 * 8,
+                                                           "head": 200 * 10 + 4 * 10}
+
+
+def test_without_latency_the_guilty_layer_goes_float_for_its_error_and_the_choice_repeats(hard_case, onnx_choice):
+    from edgecnn.quantize import choose_onnx_int8
+
+    first = choose_onnx_int8(hard_case[0], 0.3, measure_latency=False)
+    again = choose_onnx_int8(hard_case[0], 0.3, measure_latency=False)
+    assert [(r.name, r.reason) for r in first.layers if r.precision == "float32"] == [("stem", "error"),
+                                                                                      ("conv", "error")]
+    assert first.model == again.model and first.layers == again.layers
+
+
+def test_onnx_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case, tmp_path):
+    from edgecnn.bundle import load_manifest
+    from edgecnn.export import export_model
+    from edgecnn.runtime import Predictor
+
+    source, _ = hard_case
+    x_test, y_test = synthetic_images(300, seed=5)
+    npz = tmp_path / "images.npz"
+    np.savez(npz, x=source.data.x_train, y=source.data.y_train, x_test=x_test, y_test=y_test)
+    result = export_model(source.model_path, ["onnx-int8"], tmp_path / "out", calibration_samples=200,
+                          data=npz, max_accuracy_drop=0.3)
+    assert not result.missed_budgets
+    manifest = load_manifest(tmp_path / "out")
+    record = manifest.exports["onnx-int8"]
+    assert record.mixed_precision.met and record.mixed_precision.validation_images == 2000
+    assert {layer.name: (layer.precision, layer.reason) for layer in record.layers} == {
+        "stem": ("float32", "latency"), "conv": ("float32", "error"), "head": ("int8", "budget")}
+    raw = (tmp_path / "out" / "manifest.json").read_text()
+    assert '"float_nodes"' in raw and "conv" in raw
+    predictor = Predictor.load(tmp_path / "out" / "model_int8.onnx")
+    keras_top1 = source.model.predict(x_test.astype(np.float32)[..., None] / 255, verbose=0).argmax(1)
+    assert (predictor.predict(x_test).argmax(1) == keras_top1).mean() >= 0.97
+
+
+def test_explain_shows_the_onnx_table_and_json(hard_case, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    source, _ = hard_case
+    npz = tmp_path / "images.npz"
+    np.savez(npz, x=source.data.x_train, y=source.data.y_train)
+    args = ["explain", "--model", str(source.model_path), "--format", "onnx-int8", "--calibration-data", str(npz),
+            "--calibration-samples", "200", "--max-accuracy-drop", "0.3", "--json", str(tmp_path / "explain.json")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "onnx-int8" and lines[1].split()[:3] == ["layer", "op", "input"]
+    assert lines[3].split()[:2] == ["stem", "Conv"] and "within the budget of 0.3" in lines[-1]
+    saved = json.loads((tmp_path / "explain.json").read_text())
+    assert list(saved["exports"]) == ["onnx-int8"]
+    assert [row["name"] for row in saved["exports"]["onnx-int8"]["layers"]] == ["stem", "conv", "head"]
