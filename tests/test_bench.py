@@ -229,7 +229,7 @@ def test_results_are_written(bench_bundle, tiny_report):
     assert set(stored) >= {"machine", "created", "config", "results", "ratios"}
     assert stored["machine"]["cores"] and stored["machine"]["cpu"]
     assert stored["config"]["batch_sizes"] == [1] and stored["config"]["runs"] == 20
-    assert "Fashion-MNIST" in stored["config"]["input"] or "random" in stored["config"]["input"]
+    assert "test split of" in stored["config"]["input"] or "random" in stored["config"]["input"]
     assert json.loads((out / "copy.json").read_text())["results"] == stored["results"]
     with open(out / "rows.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -333,7 +333,7 @@ def test_exports_are_benchmarked_without_tensorflow(bench_bundle, tmp_path):
         "from edgecnn import bench\n"
         "from edgecnn.bench.worker import run_case\n"
         f"targets, _ = bench.find_targets([{str(model)!r}])\n"
-        f"images, _ = bench.targets.bench_images(1, (28, 28, 1))\n"
+        f"images, _ = bench.targets.bench_images(1, (28, 28, 1), {str(tmp_path)!r})\n"
         f"import numpy as np; np.save({str(tmp_path / 'x.npy')!r}, images)\n"
         f"run_case({{'path': {str(model)!r}, 'mode': 'predictor', 'batch_size': 1, 'threads': 1, 'runs': 3,"
         f" 'warmup': 0, 'images': {str(tmp_path / 'x.npy')!r}}})\n"

@@ -156,9 +156,10 @@ def test_predict_on_the_png_files_matches_keras(bundle, shapes):
     truth = np.array([CLASSES.index(f.parent.name) for f in files])
     keras = Predictor.load(folder / "model.keras")
     keras_accuracy = np.mean(keras.predict_images(files).argmax(axis=1) == truth)
-    result = invoke("predict", "--model", folder / "model_int8.tflite", "--json", "--top-k", "1", shapes / "test")
+    result = invoke("predict", "--model", folder / "model_int8.tflite", "--json", "--top-k", "1",
+                    *(shapes / "test" / name for name in CLASSES))
     assert result.returncode == 0, result.stderr
-    labels = [image["predictions"][0]["label"] for image in json.loads(result.stdout)["images"]]
+    labels = [image["top_k"][0]["label"] for image in json.loads(result.stdout)["images"]]
     assert set(labels) <= set(CLASSES)
     accuracy = np.mean(np.array([CLASSES.index(label) for label in labels]) == truth)
     assert keras_accuracy > 0.9
