@@ -21,6 +21,8 @@ BENCH_FILE = "bench.json"
 REPORT_FILE = "report.html"
 PIPELINE_FILE = "pipeline.json"
 REQUIRED_OPERATORS_FILE = "required_operators.config"
+#: Optional compact copy of the test images (uint8 ``x_test``, labels ``y_test``), for bundles of the user's own data.
+TEST_SET_FILE = "test_set.npz"
 MANIFEST_LOCK_FILE = ".manifest.lock"
 PIPELINE_LOCK_FILE = ".pipeline.lock"
 DEFAULT_RELATIVE = Path("models") / "fashion-cnn"
