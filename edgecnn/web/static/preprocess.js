@@ -4,7 +4,8 @@
 // "fit" (trim, longest-edge Lanczos resize, centre on the background colour), "stretch" (Lanczos to
 // the model's size) or "center-crop" (the largest centred box of the model's aspect ratio, then Lanczos).
 // Then the 0..255 pixels become the model's input range in float32. At the model's own size the result
-// is identical to Python's; the resize follows Pillow's algorithm in floating point (off by at most 1 of 255).
+// is identical to Python's; the resize follows Pillow's algorithm in floating point (off by at most 1 of 255,
+// unless Lanczos overshoot clips in the 8-bit intermediate and Pillow ran its passes in the other order).
 
 const TRIM_THRESHOLD = 16;
 
@@ -100,7 +101,8 @@ function resample1d(src, inW, inH, channels, outW, horizontal) {
 }
 
 function resize(src, w, h, channels, newW, newH) {
-  // Image.resize((newW, newH), LANCZOS): horizontal pass first, then vertical, as Pillow does.
+  // Image.resize((newW, newH), LANCZOS): horizontal pass first, then vertical, as Pillow's Resample.c does
+  // (the Pillow 13.0.0 wheel was seen to run the vertical pass first for some sizes).
   if (newW === w && newH === h) return src;
   const across = newW !== w ? resample1d(src, w, h, channels, newW, true) : src;
   return newH !== h ? resample1d(across, newW, h, channels, newH, false) : across;
