@@ -382,3 +382,14 @@ def test_int8_and_float32_exports_are_timed_side_by_side(tiny_bundle, tiny_data,
     ratio = report.ratios["int8_vs_fp32:litert"]
     assert ratio["method"].startswith("alternating blocks") and ratio["value"] > 0
     assert (ratio["a"]["name"], ratio["b"]["name"]) == ("tflite-int8", "tflite")
+
+
+def test_the_int8_pair_of_a_runtime_is_found_beside_its_ort_copies(tiny_bundle):
+    """onnxruntime runs .onnx and .ort: two int8 and two float32 files must still give the .onnx pair."""
+    from edgecnn.bench.run import quantization_pairs
+    from edgecnn.bench.targets import find_targets
+
+    found, _ = find_targets([tiny_bundle], include_keras=False)
+    assert {t.path.suffix for t in found} >= {".onnx", ".ort", ".tflite"}
+    pairs = {backend: (int8.name, base.name) for backend, int8, base in quantization_pairs(found)}
+    assert pairs == {"litert": ("tflite-int8", "tflite"), "onnxruntime": ("onnx-int8", "onnx")}

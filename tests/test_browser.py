@@ -27,7 +27,7 @@ WIDTH, MAX_HEIGHT = 1280, 12000
 def browser(tmp_path_factory):
     if not CHROMIUM or not CHROMEDRIVER:
         pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -e '.[dev]')")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install -e '.[train]')")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()

@@ -64,5 +64,5 @@ def test_hidden_modules_look_not_installed(tmp_path):
 
 def test_the_train_extra_is_read_from_setup_cfg():
     modules = extra_modules("train")
-    assert {"tensorflow", "tf2onnx", "onnx", "matplotlib"} <= set(modules)
+    assert {"tensorflow", "tf2onnx", "onnx", "matplotlib", "selenium"} <= set(modules)  # selenium: bench --browser
     assert "numpy" not in modules and "google" not in modules  # the base install brings them (onnxruntime)

@@ -1,6 +1,7 @@
 """`edgecnn web`: the static app, its bad input, and (headless Chromium) the page against the Python Predictor."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +18,9 @@ from edgecnn.runtime import Predictor
 from edgecnn.web import ORT_WEB_FILES, build_web_app, serving
 
 from .conftest import assert_one_line_error, run_cli
+from .helpers import run_python, without
 from .test_browser import browser  # noqa: F401 - the shared headless Chromium fixture
+from .test_web_preprocess import contract_input, photo, softmax
 
 FAITHFUL_IMAGES = 20
 ARTIFACTS = Path(os.environ.get("EDGECNN_TEST_ARTIFACTS", "")) if os.environ.get("EDGECNN_TEST_ARTIFACTS") else None
@@ -199,3 +202,98 @@ def test_the_page_resizes_other_sizes_like_pillow(browser, apps, tiny_data):  # 
             assert "error" not in result, result
             page = np.array(result["input"], dtype=np.float32).reshape(28, 28)
             assert np.abs(page - load_image(folder / name)).max() <= 1 / 255 + 1e-7, name
+
+
+def rgb_logits_bundle(folder: Path) -> Path:
+    """A bundle no Fashion-MNIST code fits: a tiny 24x32 RGB ONNX model (NHWC, 5 logits), preprocessing
+    center-crop and 0-255, and a test_set.npz of uint8 images (the page's sample images)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    conv = rng.normal(0, 1 / 255, (6, 3, 5, 5))
+    weights = {"conv_w": conv - conv.mean(axis=(1, 2, 3), keepdims=True), "conv_b": np.zeros(6),  # edge detectors
+               "fc_w": rng.normal(0, 8, (6, 5)), "fc_b": np.zeros(5)}
+    nodes = [helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["nchw", "conv_w", "conv_b"], ["conv"], strides=[2, 2]),
+             helper.make_node("Relu", ["conv"], ["relu"]),
+             helper.make_node("GlobalAveragePool", ["relu"], ["pool"]),
+             helper.make_node("Flatten", ["pool"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["logits"])]
+    graph = helper.make_graph(nodes, "tiny_rgb", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 24, 32, 3])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 5])],
+                              [numpy_helper.from_array(w.astype(np.float32), name) for name, w in weights.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    folder.mkdir(parents=True)
+    onnx.save(model, folder / "model.onnx")
+    names = ["circle", "square", "star", "ring", "cross"]
+    preprocessing = {"height": 24, "width": 32, "channels": 3, "background": None, "input_range": "0-255",
+                     "resize": "center-crop", "output": "logits"}
+    (folder / "manifest.json").write_text(json.dumps({
+        "schema": 1, "class_names": names, "preprocessing": preprocessing,
+        "exports": {"onnx": {"file": "model.onnx", "format": "onnx", "precision": "float32",
+                             "sha256": hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest()}}}))
+    x = np.stack([np.asarray(photo(32, 24, seed=s)) for s in range(10)])
+    np.savez(folder / "test_set.npz", x_test=x, y_test=np.arange(10) % 5)
+    return folder
+
+
+def test_samples_come_from_the_bundle_test_set_or_are_left_out(tmp_path):
+    bundle = rgb_logits_bundle(tmp_path / "rgb")
+    app = build_web_app(bundle, tmp_path / "web")
+    config = json.loads((app.folder / "config.json").read_text())
+    assert [s["label"] for s in config["samples"]] == ["circle", "square", "star", "ring", "cross"]
+    assert Image.open(app.folder / config["samples"][1]["file"]).size == (32, 24)
+    (bundle / "test_set.npz").unlink()  # a model Fashion-MNIST does not fit and no test set: a page without samples
+    assert build_web_app(bundle, tmp_path / "web2").samples == 0
+    np.savez(bundle / "test_set.npz", x_test=np.zeros((2, 24, 32, 3), np.uint8), y_test=np.array([0, 7]))
+    with pytest.raises(EdgecnnError, match=r"test_set.npz: 'y_test' must be 2 integer labels in 0\.\.4"):
+        build_web_app(bundle, tmp_path / "web3")
+    assert not (tmp_path / "web3").exists()
+    (bundle / "test_set.npz").write_bytes(b"not a zip")
+    with pytest.raises(EdgecnnError, match="test_set.npz: not a readable .npz file"):
+        build_web_app(bundle, tmp_path / "web3")
+
+
+@pytest.mark.browser
+@needs_ort_web
+def test_the_page_follows_a_bundles_own_preprocessing(browser, tmp_path):  # noqa: F811
+    """center-crop, 0-255 input and logits on an RGB model, with images of other sizes: the page's input against
+    the contract written with Pillow (within a grey level), its probabilities against onnxruntime + softmax."""
+    import onnxruntime as ort
+
+    bundle = rgb_logits_bundle(tmp_path / "rgb")
+    folder = build_web_app(bundle, tmp_path / "web").folder
+    config = json.loads((folder / "config.json").read_text())
+    for name, (w, h, seed) in {"wide.png": (80, 37, 11), "tall.png": (30, 61, 12), "square.png": (64, 64, 13)}.items():
+        photo(w, h, seed=seed).save(folder / name)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    files = [s["file"] for s in config["samples"]] + ["wide.png", "tall.png", "square.png"]
+    with serving(folder) as url:
+        open_page(browser, url)
+        first = browser.find_element("id", "answer").text
+        results = [classify_in_page(browser, f) for f in files]
+        errors = [e["message"] for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert not errors, errors
+    assert any(name in first for name in config["class_names"]) and "%" in first, first
+    for file, result in zip(files, results):
+        assert "error" not in result, (file, result)
+        want = contract_input(Image.open(folder / file), config["preprocessing"])
+        page_input = np.array(result["input"], dtype=np.float32).reshape(want.shape)
+        if file.startswith("samples/"):
+            np.testing.assert_array_equal(page_input, want)  # the model's size: taken as it is
+        else:
+            assert np.abs(page_input - want).max() <= 1.0, file
+        expected = softmax(session.run(None, {"input": page_input[np.newaxis]})[0])[0]
+        assert np.abs(np.array(result["probs"], dtype=np.float32) - expected).max() <= 1e-4, file
+        assert abs(sum(result["probs"]) - 1) < 1e-5
+    assert len({int(np.argmax(r["probs"])) for r in results}) > 1  # the images move the answer
+
+
+def test_the_browser_benchmark_names_the_train_extra_when_selenium_is_missing(tmp_path):
+    """selenium comes with the train extra (the export and bench tooling), and the one-line error says so."""
+    proc = run_python("from edgecnn.web.browser import chromium\n"
+                      "try:\n    chromium().__enter__()\nexcept Exception as exc:\n    print(type(exc).__name__, exc)",
+                      env=without(tmp_path, ("selenium",)))
+    assert proc.stdout.startswith("MissingExtraError the browser benchmark needs selenium"), proc.stdout + proc.stderr
+    assert "pip install 'edgecnn[train]'" in proc.stdout and len(proc.stdout.strip().splitlines()) == 1

@@ -26,7 +26,7 @@ from ..bundle.files import BENCH_FILE
 from ..bundle.schema import BENCH_WHAT, SCHEMA_VERSIONS
 from ..errors import EdgecnnError
 from ..fileio import ensure_writable_dir, write_json
-from ..runtime import backend_class
+from ..runtime import BACKENDS, backend_class
 from ..versions import machine, utc_now
 from .browser import browser_rows
 from .facts import ModelFacts
@@ -122,13 +122,23 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
 
 
 def quantization_pairs(found: list[BenchTarget]) -> list[tuple[str, BenchTarget, BenchTarget]]:
-    """Per runtime, its int8 and float32 exports (exactly one of each), to be timed side by side."""
-    by: dict[str, dict[str, list[BenchTarget]]] = {}
+    """Per runtime, its int8 and float32 exports of one file type (exactly one of each), to be timed side by side.
+
+    A runtime that reads several types (onnxruntime: .onnx and .ort) is paired on the first type in
+    :data:`edgecnn.runtime.BACKENDS` order that has such a pair, so the .ort copies do not hide the .onnx pair.
+    """
+    by: dict[str, dict[str, dict[str, list[BenchTarget]]]] = {}
     for t in found:
         if t.modes == EXPORT_MODES and t.precision in ("int8", "float32"):
-            by.setdefault(backend_class(t.path).name, {}).setdefault(t.precision, []).append(t)
-    return [(backend, of["int8"][0], of["float32"][0]) for backend, of in by.items()
-            if len(of.get("int8", [])) == 1 and len(of.get("float32", [])) == 1]
+            by.setdefault(backend_class(t.path).name, {}).setdefault(t.path.suffix.lower(), {}) \
+                .setdefault(t.precision, []).append(t)
+    pairs = []
+    for backend, types in by.items():
+        for of in (types[suffix] for suffix in BACKENDS if suffix in types):
+            if len(of.get("int8", [])) == 1 and len(of.get("float32", [])) == 1:
+                pairs.append((backend, of["int8"][0], of["float32"][0]))
+                break
+    return pairs
 
 
 def _save_inputs(found: list[BenchTarget], count: int, folder: Path,

@@ -2,7 +2,9 @@
 
 The page runs the bundle's ONNX model with onnxruntime-web (wasm backend) and
 ports :func:`edgecnn.preprocess.load_image` to JavaScript (static/preprocess.js),
-so a browser classifies a file exactly as :class:`edgecnn.runtime.Predictor` does.
+following the bundle's preprocessing (resize mode, input range, logits or
+probabilities; older bundles' missing keys take the defaults), so a browser
+classifies a file exactly as :class:`edgecnn.runtime.Predictor` does.
 onnxruntime-web comes from npm (package.json at the repository root, ``npm ci``);
 its files are copied in, so the folder is servable from any static host.
 """
@@ -16,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle.files import default_bundle
+from ..bundle.files import TEST_SET_FILE, default_bundle
 from ..bundle.targets import manifest_of
-from ..errors import DataError, EdgecnnError
+from ..errors import DataError, EdgecnnError, first_line
 from ..fileio import atomic_path, ensure_writable_dir, write_bytes, write_json
 from ..preprocess import DEFAULT_PREPROCESSING
 
@@ -78,15 +80,16 @@ def build_web_app(bundle: str | os.PathLike | None = None, out: str | os.PathLik
     if out.exists() and not out.is_dir():
         raise EdgecnnError(f"--out {out} is a file, expected a folder")
     dist = find_ort_web()
+    preprocessing = dict(manifest.preprocessing or DEFAULT_PREPROCESSING)
+    class_names = list(manifest.class_names or [str(i) for i in range(manifest.model.classes if manifest.model else 10)])
+    images = _sample_images(folder, preprocessing, class_names, data_dir)  # a bad test_set.npz fails before writing
     out = ensure_writable_dir(out)
 
     files = [_copy(dist / name, out / "ort" / name) for name in ORT_WEB_FILES]
     static = resources.files(__package__) / "static"
     files += [write_bytes(out / name, (static / name).read_bytes()) for name in STATIC_FILES]
     files.append(_copy(source, out / entry.file))
-    preprocessing = dict(manifest.preprocessing or DEFAULT_PREPROCESSING)
-    class_names = list(manifest.class_names or [str(i) for i in range(manifest.model.classes if manifest.model else 10)])
-    samples = _write_samples(out, preprocessing, class_names, data_dir)
+    samples = _write_samples(out, images, class_names)
     files += [out / s["file"] for s in samples]
     files.append(write_json(out / "config.json", {
         "name": folder.name, "class_names": class_names, "preprocessing": preprocessing,
@@ -103,29 +106,61 @@ def _copy(source: Path, target: Path) -> Path:
     return target
 
 
-def _write_samples(out: Path, preprocessing: dict, class_names: list[str],
-                   data_dir: str | os.PathLike | None) -> list[dict]:
-    """A few test images as PNG (one per class, first found), when the test set fits the model's input."""
-    from PIL import Image
+def _sample_images(folder: Path, preprocessing: dict, class_names: list[str],
+                   data_dir: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labelled uint8 test images for the page: the bundle's own test_set.npz, else Fashion-MNIST's test set
+    for a Fashion-MNIST model (its input shape and class names), else none (the page still classifies a
+    dropped or picked image)."""
+    from ..datasets.fashion_mnist import CLASS_NAMES, INPUT_SHAPE, load_dataset
 
-    from ..datasets.fashion_mnist import INPUT_SHAPE, load_dataset
-
+    if (folder / TEST_SET_FILE).exists():
+        return _read_test_set(folder / TEST_SET_FILE, len(class_names))
     shape = (preprocessing["height"], preprocessing["width"], preprocessing["channels"])
-    if shape != INPUT_SHAPE or len(class_names) != 10:
-        return []
+    if shape != INPUT_SHAPE or tuple(class_names) != CLASS_NAMES:
+        return None
     try:
         data = load_dataset(data_dir, allow_download=False)
     except DataError:
+        return None
+    return data.x_test, data.y_test
+
+
+def _read_test_set(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``x_test`` (uint8, (N, H, W) or (N, H, W, 1|3)) and ``y_test`` (N labels in 0..classes-1) of a bundle's npz."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [key for key in ("x_test", "y_test") if key not in data.files]
+            if missing:
+                raise DataError(f"{path}: no array {missing[0]!r} (expected 'x_test' and 'y_test')")
+            x, y = data["x_test"], data["y_test"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({first_line(exc, 200)})") from None
+    shaped = x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))
+    if x.dtype != np.uint8 or not shaped or not len(x):
+        raise DataError(f"{path}: 'x_test' must be uint8 images (N, H, W) or (N, H, W, 1|3), got {x.dtype} {x.shape}")
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= classes:
+        raise DataError(f"{path}: 'y_test' must be {len(x)} integer labels in 0..{classes - 1}, got {y.dtype} {y.shape}")
+    return x, y
+
+
+def _write_samples(out: Path, images: tuple[np.ndarray, np.ndarray] | None, class_names: list[str]) -> list[dict]:
+    """A few test images as PNG, one per class (the first of each) for the first classes."""
+    from PIL import Image
+
+    if images is None:
         return []
+    x, y = images
     samples = []
     for label in range(min(SAMPLES, len(class_names))):
-        found = np.flatnonzero(data.y_test == label)
+        found = np.flatnonzero(y == label)
         if not len(found):
             continue
         index = int(found[0])
         name = f"samples/test-{index}.png"
         (out / "samples").mkdir(exist_ok=True)
         with atomic_path(out / name) as tmp:
-            Image.fromarray(data.x_test[index], "L").save(tmp, format="PNG")
+            Image.fromarray(x[index].squeeze(-1) if x.ndim == 4 and x.shape[-1] == 1 else x[index]).save(tmp, format="PNG")
         samples.append({"file": name, "label": class_names[label], "index": index})
     return samples

@@ -19,7 +19,7 @@ READY_SECONDS = 60
 @contextlib.contextmanager
 def chromium() -> Iterator[Any]:
     """A headless Chromium WebDriver for the block; a one-line error when Chromium or Selenium is missing."""
-    webdriver = require("selenium.webdriver", extra="dev", feature="the browser benchmark")
+    webdriver = require("selenium.webdriver", extra="train", feature="the browser benchmark")
     from selenium.webdriver.chrome.service import Service
 
     binary = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,7 +1,7 @@
 // The page: load config.json and the model with onnxruntime-web (wasm), classify dropped, picked or sample images.
 // Nothing leaves the browser. window.edgecnn exposes classifyUrl and benchmark for tests and `edgecnn bench`.
 import * as ort from "./ort/ort.wasm.min.mjs";
-import { decodePixels, toModelInput } from "./preprocess.js";
+import { decodePixels, toModelInput, toProbabilities, withDefaults } from "./preprocess.js";
 
 ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
 ort.env.wasm.numThreads = 1; // threads need cross-origin isolation, which a plain static host does not give
@@ -25,7 +25,7 @@ async function classifyBlob(blob, name) {
   const output = await session.run({ [session.inputNames[0]]: input });
   const done = performance.now();
   lastInput = input;
-  const probs = Array.from(output[session.outputNames[0]].data);
+  const probs = toProbabilities(output[session.outputNames[0]].data, config.preprocessing);
   render(probs, name, blob, { preprocessMs: prepared - started, inferenceMs: done - prepared, inverted });
   return { probs, inferenceMs: done - prepared, preprocessMs: prepared - started, inverted, input: Array.from(data) };
 }
@@ -98,6 +98,7 @@ function wireInputs() {
 
 async function main() {
   config = await (await fetch("config.json")).json();
+  config.preprocessing = withDefaults(config.preprocessing); // before the model loads: an unknown value stops here
   $("model").textContent = `${config.model.file} · ${config.model.precision} · ${(config.model.bytes / 1024).toFixed(0)} kB`;
   document.title = `edgecnn: ${config.name}`;
   samples();
