@@ -375,17 +375,17 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
 @click.option("--out", type=PathArg, default=None, help="Folder for the web app (default: BUNDLE/web).")
 @click.option("--model", type=click.Choice(["onnx", "onnx-int8"]), default="onnx", show_default=True,
               help="The ONNX export the page runs.")
-@click.option("--data-dir", type=PathArg, default=None, help="Folder with the Fashion-MNIST *-ubyte.gz files (samples).")
+@data_option("--data-dir", help=DATA_HELP + " Its test split gives the sample images.  [default: as recorded at export]")
 @click.option("--serve", is_flag=True, help="Then serve the folder on 127.0.0.1 (browsers refuse wasm from file://).")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8000, show_default=True,
               help="Port for --serve (0: any free port).")
-def web(bundle, out, model, data_dir, serve, port) -> None:
+def web(bundle, out, model, data, serve, port) -> None:
     """Write a static web app that classifies images in the browser with BUNDLE's ONNX model (default:
     models/fashion-cnn), using onnxruntime-web; nothing is sent to a server."""
     from .fileio import format_bytes
     from .web import build_web_app, serve as serve_folder
 
-    app = build_web_app(bundle, out, model=model, data_dir=data_dir)
+    app = build_web_app(bundle, out, model=model, data=data)
     click.echo(f"web app -> {app.folder} ({app.model}, {app.samples} sample images, {format_bytes(app.bytes)})")
     if serve:
         serve_folder(app.folder, port, on_ready=lambda url: click.echo(f"serving {app.folder} at {url} (Ctrl-C stops)"))

@@ -271,6 +271,12 @@ def _fit(work: Image.Image, gray: np.ndarray, ring: np.ndarray, size: tuple[int,
     return canvas
 
 
+def to_pixels(x: np.ndarray) -> np.ndarray:
+    """Images as uint8 pixels: datasets hold uint8, or floats in [0, 1] (a .npz)."""
+    x = np.asarray(x)
+    return x if x.dtype == np.uint8 else np.rint(np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def to_model_input(x: np.ndarray, input_shape: tuple[int, ...], input_range: str = "0-1") -> np.ndarray:
     """Turn a batch of pixels into float32 model input of the model's shape and range.
 

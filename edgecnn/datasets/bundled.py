@@ -86,7 +86,7 @@ def bundle_test_set(folder: Path, recorded: DataSection | None, data: str | os.P
                 return _test_split(loaded)
             problem = f"the data at {path} changed since export (its fingerprint differs)"
         else:
-            problem = f"the data recorded at export, {path}, is gone"
+            problem = f"the data recorded at export, {path}, is gone" if path else "its data has no recorded path"
         copy = _bundled_copy(folder, recorded)
         if copy is not None:
             return copy

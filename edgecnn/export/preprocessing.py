@@ -14,7 +14,7 @@ import numpy as np
 from .. import tfquiet
 from ..datasets import Dataset
 from ..errors import EdgecnnError
-from ..preprocess import complete_preprocessing, to_model_input
+from ..preprocess import complete_preprocessing, to_model_input, to_pixels
 
 #: Layers that do nothing at inference and may precede the model's own rescaling.
 _INFERENCE_IDENTITY = ("Random", "Dropout", "GaussianNoise", "InputLayer")
@@ -87,9 +87,7 @@ def _background(data: Dataset | None) -> str | None:
     """"dark" when nearly every training image has a dark border (auto-invert applies), else None (never invert)."""
     if data is None or len(data.x_train) == 0:
         return None
-    x = np.asarray(data.x_train[:1000])
-    if x.dtype != np.uint8:
-        x = np.rint(np.clip(x, 0, 1) * 255).astype(np.uint8)
+    x = to_pixels(data.x_train[:1000])
     gray = x if x.ndim == 3 else x.mean(axis=-1)
     border = np.concatenate([gray[:, 0, :], gray[:, -1, :], gray[:, :, 0], gray[:, :, -1]], axis=1)
     dark = np.mean(np.median(border, axis=1) < DARK_BORDER)

@@ -39,11 +39,10 @@ def _png(fig, dpi: int = 90) -> bytes:
 
 
 def as_pixels(image: np.ndarray) -> np.ndarray:
-    """A test image as uint8 (H, W) or (H, W, 3): datasets hold uint8 pixels or floats in [0, 1]."""
-    pixels = np.asarray(image).squeeze()
-    if pixels.dtype != np.uint8:
-        pixels = np.rint(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8)
-    return pixels
+    """A test image as uint8 (H, W) or (H, W, 3)."""
+    from ..preprocess import to_pixels
+
+    return to_pixels(image).squeeze()
 
 
 def thumbnail_png(image: np.ndarray, scale: int = 3) -> bytes:

@@ -91,8 +91,25 @@ def layer_rows(summary: str) -> list[list[str]]:
     return [list(m.groups()) for m in map(SUMMARY_ROW.match, summary.splitlines()) if m]
 
 
+def model_facts(bundle: Bundle) -> str:
+    """The classes, the preprocessing and the data: what the model is, beside how it is built."""
+    names = bundle.class_names
+    lines = [f"<b>{len(names)} classes</b>: {e(', '.join(names))}"]
+    manifest = bundle.manifest
+    pre = manifest.preprocessing if manifest else None
+    if pre:
+        lines.append(f"<b>Input</b>: {e(pre.get('height'))}x{e(pre.get('width'))}x{e(pre.get('channels'))}, "
+                     f"pixels as {e(pre.get('input_range', '0-1'))}, resize {e(pre.get('resize', 'fit'))}, "
+                     f"{e(pre.get('output', 'probabilities'))} out"
+                     + (f", auto-invert to a {e(pre['background'])} background" if pre.get("background") else ""))
+    if manifest and manifest.data:
+        counts = ", ".join(f"{k} {v:,}" for k, v in (manifest.data.counts or {}).items())
+        lines.append(f"<b>Data</b>: {e(manifest.data.source)}" + (f" ({e(counts)} images)" if counts else ""))
+    return "<p class='small'>" + "<br>".join(lines) + "</p>"
+
+
 def section_model(bundle: Bundle, _data: TestSet | None) -> str:
-    parts = ['<div class="split"><div>', png_file(bundle, ARCHITECTURE_FILE, "architecture diagram", "arch"),
+    parts = [model_facts(bundle), '<div class="split"><div>', png_file(bundle, ARCHITECTURE_FILE, "architecture diagram", "arch"),
              "</div><div>"]
     rows = layer_rows(bundle.summary) if bundle.summary else []
     if rows:

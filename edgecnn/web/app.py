@@ -20,9 +20,10 @@ import numpy as np
 
 from ..bundle.files import TEST_SET_FILE, default_bundle
 from ..bundle.targets import manifest_of
-from ..errors import DataError, EdgecnnError, first_line
+from ..datasets.bundled import test_set_of
+from ..errors import DataError, EdgecnnError
 from ..fileio import atomic_path, ensure_writable_dir, write_bytes, write_json
-from ..preprocess import DEFAULT_PREPROCESSING
+from ..preprocess import DEFAULT_PREPROCESSING, to_pixels
 
 #: The ONNX exports a page can run, by --model name (the manifest's format key).
 WEB_MODELS = ("onnx", "onnx-int8")
@@ -58,7 +59,7 @@ def find_ort_web() -> Path:
 
 
 def build_web_app(bundle: str | os.PathLike | None = None, out: str | os.PathLike | None = None, *,
-                  model: str = "onnx", data_dir: str | os.PathLike | None = None) -> WebApp:
+                  model: str = "onnx", data: str | os.PathLike | None = None) -> WebApp:
     """Write the page for the bundle's ``model`` export (``onnx`` or ``onnx-int8``) into ``out``."""
     folder = Path(bundle) if bundle is not None else default_bundle()
     if not folder.is_dir():
@@ -82,7 +83,7 @@ def build_web_app(bundle: str | os.PathLike | None = None, out: str | os.PathLik
     dist = find_ort_web()
     preprocessing = dict(manifest.preprocessing or DEFAULT_PREPROCESSING)
     class_names = list(manifest.class_names or [str(i) for i in range(manifest.model.classes if manifest.model else 10)])
-    images = _sample_images(folder, preprocessing, class_names, data_dir)  # a bad test_set.npz fails before writing
+    images = _sample_images(folder, manifest, data)  # an altered test_set.npz fails before writing
     out = ensure_writable_dir(out)
 
     files = [_copy(dist / name, out / "ort" / name) for name in ORT_WEB_FILES]
@@ -106,43 +107,16 @@ def _copy(source: Path, target: Path) -> Path:
     return target
 
 
-def _sample_images(folder: Path, preprocessing: dict, class_names: list[str],
-                   data_dir: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Labelled uint8 test images for the page: the bundle's own test_set.npz, else Fashion-MNIST's test set
-    for a Fashion-MNIST model (its input shape and class names), else none (the page still classifies a
-    dropped or picked image)."""
-    from ..datasets.fashion_mnist import CLASS_NAMES, INPUT_SHAPE, load_dataset
-
-    if (folder / TEST_SET_FILE).exists():
-        return _read_test_set(folder / TEST_SET_FILE, len(class_names))
-    shape = (preprocessing["height"], preprocessing["width"], preprocessing["channels"])
-    if shape != INPUT_SHAPE or tuple(class_names) != CLASS_NAMES:
-        return None
+def _sample_images(folder: Path, manifest, data: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labelled test images for the page: the bundle's own test set (see :func:`test_set_of`), else none
+    (the page still classifies a dropped or picked image). An altered copy of it still fails, naming the file."""
     try:
-        data = load_dataset(data_dir, allow_download=False)
-    except DataError:
+        test = test_set_of(folder, manifest, data)
+    except DataError as exc:
+        if TEST_SET_FILE in str(exc):
+            raise
         return None
-    return data.x_test, data.y_test
-
-
-def _read_test_set(path: Path, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """``x_test`` (uint8, (N, H, W) or (N, H, W, 1|3)) and ``y_test`` (N labels in 0..classes-1) of a bundle's npz."""
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [key for key in ("x_test", "y_test") if key not in data.files]
-            if missing:
-                raise DataError(f"{path}: no array {missing[0]!r} (expected 'x_test' and 'y_test')")
-            x, y = data["x_test"], data["y_test"]
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({first_line(exc, 200)})") from None
-    shaped = x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))
-    if x.dtype != np.uint8 or not shaped or not len(x):
-        raise DataError(f"{path}: 'x_test' must be uint8 images (N, H, W) or (N, H, W, 1|3), got {x.dtype} {x.shape}")
-    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= classes:
-        raise DataError(f"{path}: 'y_test' must be {len(x)} integer labels in 0..{classes - 1}, got {y.dtype} {y.shape}")
-    return x, y
+    return to_pixels(test.x), test.y
 
 
 def _write_samples(out: Path, images: tuple[np.ndarray, np.ndarray] | None, class_names: list[str]) -> list[dict]:
