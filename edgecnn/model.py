@@ -134,9 +134,18 @@ def write_architecture(model, path: str | os.PathLike) -> Path | None:
     return Path(path)
 
 
-def model_io(model) -> tuple[tuple[int, ...], int]:
-    """Input shape (without batch) and number of classes, read from the model itself."""
-    dims = tuple(model.inputs[0].shape[1:])
-    if len(dims) != 3 or any(d is None or d < 1 for d in dims) or model.outputs[0].shape[-1] is None:
-        raise ModelFileError(f"expected an image classifier with input (N, H, W, C), got {model.inputs[0].shape}")
-    return tuple(int(d) for d in dims), int(model.outputs[0].shape[-1])
+def model_io(model, path: str | os.PathLike = "the model") -> tuple[tuple[int, ...], int]:
+    """Input shape (without batch) and number of classes, read from the model itself.
+
+    Only image classifiers are exported: one (N, H, W, C) input with 1 or 3
+    channels (:func:`load_model` refused several inputs or outputs), one (N, classes)
+    output; anything else is refused naming ``path``.
+    """
+    dims, out = tuple(model.inputs[0].shape[1:]), tuple(model.outputs[0].shape[1:])
+    if len(dims) != 3 or any(d is None or d < 1 for d in dims) or dims[-1] not in (1, 3):
+        raise ModelFileError(f"{path}: expected an image classifier with input (N, H, W, C), C = 1 or 3, "
+                             f"got {tuple(model.inputs[0].shape)}")
+    if len(out) != 1 or out[0] is None or out[0] < 2:
+        raise ModelFileError(f"{path}: expected an image classifier with output (N, classes), classes >= 2, "
+                             f"got {tuple(model.outputs[0].shape)}")
+    return tuple(int(d) for d in dims), int(out[0])

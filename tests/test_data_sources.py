@@ -333,3 +333,57 @@ def test_fashion_mnist_does_not_fit_another_model(tmp_path):
     data = load_data(make_idx_dataset(tmp_path / "idx"))
     with pytest.raises(DataError, match=r"has 10 classes \(T-shirt/top, .*\) but the model outputs 4"):
         check_fits(data, (32, 32, 3), 4)
+
+
+# ------------------------------------------------------------------ the model's side of the bad-input table
+
+
+def _save(model, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def odd_models(tmp_path_factory) -> dict[str, Path]:
+    """Keras models that are not image classifiers, and a 3-class one (the class count differs from the data's)."""
+    from edgecnn import tfquiet
+
+    keras = tfquiet.keras()
+    folder = tmp_path_factory.mktemp("odd")
+    layers = keras.layers
+    a, b = keras.Input((8, 8, 1)), keras.Input((8, 8, 1))
+    two_in = keras.Model([a, b], layers.Dense(3, activation="softmax")(layers.Flatten()(layers.Add()([a, b]))))
+    x = keras.Input((8, 8, 1))
+    flat = layers.Flatten()(x)
+    two_out = keras.Model(x, [layers.Dense(3)(flat), layers.Dense(2)(flat)])
+    vector = keras.Sequential([keras.Input((16,)), layers.Dense(3, activation="softmax")])
+    three = keras.Sequential([keras.Input((12, 12, 3)), layers.Flatten(), layers.Dense(3, activation="softmax")])
+    return {name: _save(model, folder / f"{name}.keras") for name, model in
+            {"two-inputs": two_in, "two-outputs": two_out, "not-an-image": vector, "three-classes": three}.items()}
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("two-inputs", "not a single-input, single-output image classifier"),
+    ("two-outputs", "not a single-input, single-output image classifier"),
+    ("not-an-image", "input (N, H, W, C)"),
+])
+def test_a_model_that_is_not_an_image_classifier_is_one_line(odd_models, name, needle, tmp_path):
+    from .helpers import assert_one_line_error, invoke
+
+    result = invoke("export", "--model", odd_models[name], "--format", "tflite", "--out", tmp_path / "out")
+    assert_one_line_error(result, f"{name}.keras", needle, code=2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_whose_classes_differ_from_the_models_outputs_is_one_line(odd_models, tmp_path):
+    from .helpers import assert_one_line_error, invoke
+
+    data = tmp_path / "data"
+    for k, name in enumerate(["a", "b", "c", "d"]):
+        (data / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (12, 12), (60 * k, 10 * i, 0)).save(data / name / f"{i}.png")
+    result = invoke("export", "--model", odd_models["three-classes"], "--format", "tflite", "--data", data,
+                    "--out", tmp_path / "out")
+    assert_one_line_error(result, str(data), "4 classes (a, b, c, d) but the model outputs 3", code=2)
+    assert not (tmp_path / "out").exists()

@@ -187,7 +187,7 @@ def load_source(model_path: Path, data: str | os.PathLike | None, *, calibrated:
     from ..model import load_model, model_io
 
     model = load_model(model_path, unsafe=unsafe)
-    input_shape, classes = model_io(model)
+    input_shape, classes = model_io(model, model_path)
     notes: list[str] = []
     if data is None:
         data = trained_on(model_path, notes)

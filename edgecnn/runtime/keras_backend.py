@@ -30,7 +30,7 @@ class KerasBackend(Backend):
                 tf.config.threading.set_intra_op_parallelism_threads(threads)
                 tf.config.threading.set_inter_op_parallelism_threads(1)
         model = load_model(path)
-        shape, classes = model_io(model)
+        shape, classes = model_io(model, path)
         self.path = path
         self.input_shape = image_input_shape(path, shape, "input")
         self.num_classes = classes
