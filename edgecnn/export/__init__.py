@@ -208,16 +208,17 @@ def load_source(model_path: Path, data: str | os.PathLike | None, *, calibrated:
 
 
 def trained_on(model_path: Path, notes: list[str]) -> str | None:
-    """The data ``edgecnn train`` recorded beside the model (its metrics.json), when it is not Fashion-MNIST."""
+    """The data ``edgecnn train`` recorded beside the model (its metrics.json), while it is still there."""
     metrics = model_path.parent / METRICS_FILE
     try:
         recorded = read_json(metrics, what="metrics").get("data") if metrics.is_file() else None
     except (EdgecnnError, AttributeError):  # unreadable metrics: nothing recorded, the default data applies
         return None
-    if not isinstance(recorded, dict) or recorded.get("kind") in (None, "fashion-mnist") or not recorded.get("path"):
+    path = recorded.get("path") if isinstance(recorded, dict) else None
+    if not isinstance(path, str) or not Path(path).exists():
         return None
-    notes.append(f"data: {recorded['path']}, as recorded when {model_path.name} was trained (--data to change)")
-    return recorded["path"]
+    notes.append(f"data: {path}, as recorded when {model_path.name} was trained (--data to change)")
+    return path
 
 
 def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: list[str]) -> dict:
