@@ -269,7 +269,7 @@ def test_a_failing_exporter_leaves_earlier_files_and_manifest_consistent(bundle,
         (folder / FORMATS[name].file).unlink()
     onnx_bytes = (folder / "model_fp32.onnx").read_bytes()
 
-    def crash(source, path):
+    def crash(source, path, card):
         path.write_bytes(b"half an onnx file")
         raise RuntimeError("converter crashed\nsecond line")
 

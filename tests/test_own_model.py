@@ -211,7 +211,9 @@ def test_verify_uses_the_bundles_copy_when_the_data_is_gone(shapes, tmp_path_fac
     assert result.returncode == 2 and "--data" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_train_on_class_folders_then_pipeline(shapes, tmp_path):
+def test_train_on_class_folders_then_pipeline(shapes, tmp_path, monkeypatch):
+    """The data flows through every step; the bench step's timing runs are cut short (the bench has its own tests)."""
+    monkeypatch.setattr("edgecnn.pipeline.QUICK", {"batch_sizes": (1,), "threads": (1,), "runs": 10, "warmup": 1})
     out = tmp_path / "bundle"
     result = invoke("train", "--data", shapes, "--epochs", "3", "--out", out)
     assert result.returncode == 0, result.stderr

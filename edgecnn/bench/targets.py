@@ -118,9 +118,10 @@ def _unique_names(found: list[BenchTarget]) -> None:
         seen.add(t.name)
 
 
-def bench_images(n: int, shape: tuple[int, ...], folder: Path,
+def bench_images(n: int, shape: tuple[int, ...], folder: str | os.PathLike,
                  data: str | os.PathLike | None = None) -> tuple[np.ndarray, str]:
     """``n`` images of ``shape`` for every runtime: the bundle's own test images when found, else seeded random."""
+    folder = Path(folder)
     try:
         test = test_set_of(folder, manifest_of(folder, required=False), data)
         x_test = test.x if test.x.shape[1:] in (tuple(shape), tuple(shape[:-1])) and len(test.x) else None
