@@ -173,15 +173,6 @@ def test_a_layer_slower_in_int8_stays_float_when_that_costs_no_accuracy():
     assert choose(calibrated, FakeEvaluator(calibrated, 0.90), 0.5, close_call).float_layers() == []
 
 
-def test_a_layer_the_format_always_keeps_float_stays_float_even_when_it_costs_accuracy():
-    from edgecnn.quantize.mixed import choose
-
-    calibrated = FakeCalibrated({"a": -1.0, "b": 3.0})  # keeping a float costs a point
-    choice = choose(calibrated, FakeEvaluator(calibrated, 0.86), 0.5, always_float=[0])
-    assert [(r.precision, r.reason) for r in choice.layers] == [("float32", "latency"), ("float32", "error")]
-    assert choice.accuracy == pytest.approx(0.88) and not choice.met
-
-
 def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():
     from edgecnn.quantize.mixed import choose
 

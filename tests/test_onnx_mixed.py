@@ -1,10 +1,12 @@
 """ONNX mixed precision on the constructed hard case of test_mixed_precision (one first-conv channel x100).
 
-onnx-int8 keeps a thin first convolution float on its own (the float stem, for
-speed), but the ruined tensor it writes is quantized again at the input of the
-next int8 convolution (QDQ quantizes a tensor for each int8 node that reads it),
-so the float stem alone does not save the model: the budget must keep that
-reader float too.
+A thin first convolution (the float stem) is the layer whose int8 kernel tends
+to be slower; the choice keeps it float for latency only when it is measured so
+(here the measurement is replaced, so that the expected choice does not depend
+on the machine, except where a test times the layers for real). The ruined
+tensor it writes is quantized again at the input of the next int8 convolution
+(QDQ quantizes a tensor for each int8 node that reads it), so a float stem alone
+does not save the model: the budget must keep that reader float too.
 """
 from __future__ import annotations
 
@@ -12,6 +14,17 @@ import numpy as np
 import pytest
 
 from .test_mixed_precision import make_hard_case, synthetic_images
+
+
+def slower_in_int8(name: str):
+    """A stand-in for ``CalibratedONNX.layer_latencies``: layer ``name`` 3x slower in int8, the others 2x faster."""
+    from edgecnn.quantize.latency import LayerLatency
+
+    def measured(self, images, *, runs=None):
+        return [LayerLatency(layer.op, layer.input_shape, 10e-6, 30e-6 if layer.name == name else 5e-6)
+                for layer in self.layers]
+
+    return measured
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +35,11 @@ def hard_case(tmp_path_factory):
 @pytest.fixture(scope="module")
 def onnx_choice(hard_case):
     from edgecnn.quantize import choose_onnx_int8
+    from edgecnn.quantize.onnx_layers import CalibratedONNX
 
-    return choose_onnx_int8(hard_case[0], 0.3)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CalibratedONNX, "layer_latencies", slower_in_int8("stem"))
+        return choose_onnx_int8(hard_case[0], 0.3)
 
 
 def test_plain_onnx_int8_loses_and_the_budget_keeps_the_reader_of_the_ruined_tensor_float(onnx_choice):
@@ -42,7 +58,7 @@ def test_the_onnx_diagnosis_ranks_the_guilty_layer_worst(onnx_choice):
 
     rows = worst_first(onnx_choice.layers)
     assert rows[0].name == "stem" and rows[0].sqnr_db < 10 < rows[-1].sqnr_db
-    assert all(r.float32_s is None and r.int8_s is None for r in rows)  # ONNX latency is not timed per node
+    assert all(r.float32_s == 10e-6 and r.int8_s in (5e-6, 30e-6) for r in rows)  # the rows show what was measured
     assert {r.name: r.weight_bytes_int8 for r in rows} == {"stem": 8 * 9 + 4 * 8, "conv": 8 * 72 + 4 * 8,
                                                            "head": 200 * 10 + 4 * 10}
 
@@ -57,11 +73,37 @@ def test_without_latency_the_guilty_layer_goes_float_for_its_error_and_the_choic
     assert first.model == again.model and first.layers == again.layers
 
 
-def test_onnx_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case, tmp_path):
+def test_a_layer_measured_slower_in_int8_stays_float_for_latency_when_the_budget_allows(hard_case, monkeypatch):
+    from edgecnn.quantize import choose_onnx_int8
+    from edgecnn.quantize.onnx_layers import CalibratedONNX
+
+    source = hard_case[0]
+    unmeasured = choose_onnx_int8(source, 50.0, measure_latency=False)  # all int8 is well within 50 points
+    assert [(r.precision, r.reason, r.float32_s) for r in unmeasured.layers] == [("int8", "budget", None)] * 3
+    monkeypatch.setattr(CalibratedONNX, "layer_latencies", slower_in_int8("stem"))
+    measured = choose_onnx_int8(source, 50.0)
+    assert [(r.name, r.precision, r.reason) for r in measured.layers] == [
+        ("stem", "float32", "latency"), ("conv", "int8", "budget"), ("head", "int8", "budget")]
+
+
+def test_each_onnx_layer_is_timed_alone_in_float32_and_int8(hard_case):
+    from edgecnn.quantize.onnx_layers import CalibratedONNX
+
+    source = hard_case[0]
+    calibrated = CalibratedONNX(source, source.calibration()[:20])
+    timed = calibrated.layer_latencies(source.calibration(), runs=50)
+    assert [t.layers.split(" + ")[0] for t in timed] == ["Conv", "Conv", "Gemm"]
+    assert [t.input_shape for t in timed] == [(1, 28, 28), (8, 13, 13), (200,)]
+    assert all(0 < t.float32_s < 0.01 and 0 < t.int8_s < 0.01 for t in timed)
+
+
+def test_onnx_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case, tmp_path, monkeypatch):
     from edgecnn.bundle import load_manifest
     from edgecnn.export import export_model
+    from edgecnn.quantize.onnx_layers import CalibratedONNX
     from edgecnn.runtime import Predictor
 
+    monkeypatch.setattr(CalibratedONNX, "layer_latencies", slower_in_int8("stem"))
     source, _ = hard_case
     x_test, y_test = synthetic_images(300, seed=5)
     npz = tmp_path / "images.npz"
@@ -74,6 +116,7 @@ def test_onnx_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard
     assert record.mixed_precision.met and record.mixed_precision.validation_images == 2000
     assert {layer.name: (layer.precision, layer.reason) for layer in record.layers} == {
         "stem": ("float32", "latency"), "conv": ("float32", "error"), "head": ("int8", "budget")}
+    assert [(layer.float32_s, layer.int8_s) for layer in record.layers] == [(10e-6, 30e-6), (10e-6, 5e-6), (10e-6, 5e-6)]
     raw = (tmp_path / "out" / "manifest.json").read_text()
     assert '"float_nodes"' in raw and "conv" in raw
     predictor = Predictor.load(tmp_path / "out" / "model_int8.onnx")
@@ -87,6 +130,7 @@ def test_explain_shows_the_onnx_table_and_json(hard_case, tmp_path):
     from click.testing import CliRunner
 
     from edgecnn.cli import cli
+    from edgecnn.quantize.mixed import SLOWER_IN_INT8
 
     source, _ = hard_case
     npz = tmp_path / "images.npz"
@@ -100,4 +144,8 @@ def test_explain_shows_the_onnx_table_and_json(hard_case, tmp_path):
     assert lines[3].split()[:2] == ["stem", "Conv"] and "within the budget of 0.3" in lines[-1]
     saved = json.loads((tmp_path / "explain.json").read_text())
     assert list(saved["exports"]) == ["onnx-int8"]
-    assert [row["name"] for row in saved["exports"]["onnx-int8"]["layers"]] == ["stem", "conv", "head"]
+    rows = saved["exports"]["onnx-int8"]["layers"]
+    assert [row["name"] for row in rows] == ["stem", "conv", "head"]
+    assert all(row["float32_s"] > 0 and row["int8_s"] > 0 for row in rows)  # timed for real: every row filled
+    assert all(row["int8_s"] / row["float32_s"] >= SLOWER_IN_INT8 for row in rows if row["reason"] == "latency")
+    assert all(line.split()[7] != "-" for line in lines[3:6])  # the float32 column

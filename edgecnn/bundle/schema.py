@@ -150,6 +150,8 @@ class LayerPrecision:
     reason: str  # "error" (kept float: the worst harm), "latency" (int8 kernel slower), "budget" (the drop allows it)
     sqnr_db: float | None = None
     harm_points: float | None = None
+    float32_s: float | None = None  # the layer alone at batch 1, 1 thread, p50 (None: not timed)
+    int8_s: float | None = None
 
 
 @dataclass(frozen=True)

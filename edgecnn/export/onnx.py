@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 BATCH_DIM = "batch"
 #: Chosen by timing on x86 (bench/onnx_int8_choice.py): uint8 activations with int8 weights in QDQ
 #: form run fastest with onnxruntime (int8 activations in QOperator form ran 6x slower); per-channel
-#: weights cost nothing measurable and keep more of the accuracy. The float stem: see apply_float_stem.
+#: weights cost nothing measurable and keep more of the accuracy. The float stem: see apply_float_stem (the
+#: rule without an accuracy budget; with one, each layer's precision is measured, the stem's included).
 QUANTIZATION = {"quant_format": "QDQ", "activation_type": "uint8", "weight_type": "int8",
                 "per_channel": True, "calibrate_method": "MinMax", "float_stem": True}
 #: A first convolution with this few input channels stays float32 (see apply_float_stem).
@@ -80,8 +81,9 @@ def int8_model(source: ExportSource):
     """Static quantization of the float32 graph (after onnxruntime's pre-processing), input/output stay float32.
 
     With an accuracy budget and labelled validation images, the nodes kept float
-    are chosen by measurement (:func:`edgecnn.quantize.choose_onnx_int8`); else
-    only the float stem is. Cached like the float32 graph: the ORT-format int8
+    are chosen by measurement (:func:`edgecnn.quantize.choose_onnx_int8`: each
+    layer's error and its own float32 and int8 latency); else only the float
+    stem is, by the rule measured on x86 (:func:`apply_float_stem`). Cached like the float32 graph: the ORT-format int8
     export converts this same graph.
     """
     if "onnx-int8" not in source.cache:

@@ -2,8 +2,8 @@
 
 :func:`choose_tflite_int8` and :func:`choose_onnx_int8` calibrate the model
 once, measure every weighted layer (SQNR of the quantization it adds, the
-validation accuracy that keeping it float recovers, and for TFLite its float32
-and int8 latency) and keep in float the layers that the accuracy budget or
+validation accuracy that keeping it float recovers, and its float32 and int8
+latency) and keep in float the layers that the accuracy budget or
 their own speed call for, with one greedy loop for both (see :mod:`.mixed`).
 :data:`CHOOSERS` maps each int8 format to its function. Imports TensorFlow:
 export-side only.
@@ -51,16 +51,17 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
 
 
 def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
-                     measure_latency: bool = True) -> MixedChoice:
-    """The same for ``onnx-int8``. Per-node latency is not timed here: with ``measure_latency`` the float stem
-    stays float, as the export always kept it (measured slower in int8 on x86, bench/onnx_int8_choice.py);
-    without, latency plays no part."""
+                     measure_latency: bool = True, latency_runs: int | None = None) -> MixedChoice:
+    """The same for ``onnx-int8``, each layer timed alone in onnxruntime (a thin first convolution, the float
+    stem, is the one its int8 kernel tends to lose on; the measurement decides)."""
+    from .latency import RUNS
     from .onnx_layers import CalibratedONNX, run_onnx
 
     evaluate = _validation(source, run_onnx)
     calibrated = CalibratedONNX(source, evaluate.x[:SQNR_IMAGES])
-    return choose(calibrated, evaluate, max_accuracy_drop,
-                  always_float=calibrated.float_stem if measure_latency else ())
+    latencies = (calibrated.layer_latencies(source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS)
+                 if measure_latency else None)
+    return choose(calibrated, evaluate, max_accuracy_drop, latencies)
 
 
 #: The int8 formats mixed precision serves, and the function that measures and chooses for each.

@@ -3,7 +3,7 @@
 One table per int8 format (:data:`edgecnn.quantize.CHOOSERS`), one row per
 quantizable layer, worst first: SQNR of the quantization it adds on held-out
 images, the validation accuracy that keeping it float recovers, its float32 and
-int8 latency (TFLite; not timed for ONNX), its weight bytes, and the precision
+int8 latency (each layer timed alone), its weight bytes, and the precision
 mixed precision gives it with the reason. Imports TensorFlow.
 """
 from __future__ import annotations

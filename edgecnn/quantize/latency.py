@@ -1,5 +1,7 @@
 """Per-layer latency in float32 and int8: where int8 gains and where it loses.
 
+:func:`time_layer` times one layer's two kernels; :func:`layer_latencies` cuts
+the TFLite layers (ONNX: :meth:`.onnx_layers.CalibratedONNX.layer_latencies`).
 Each weighted layer of a chain-shaped Keras model (with the weightless layers
 after it: pooling, flatten, dropout) is converted alone to TFLite float32 and
 int8 and timed at batch 1 on 1 thread, the two alternating in blocks in one
@@ -10,7 +12,7 @@ no whole-model figure shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -34,6 +36,13 @@ class LayerLatency:
     def ratio(self) -> float:
         """int8 / float32: above 1 the int8 kernel is the slower one."""
         return self.int8_s / self.float32_s
+
+
+def time_layer(layers: str, input_shape: tuple[int, ...], float32_call: Callable[[], Any],
+               int8_call: Callable[[], Any], *, runs: int = RUNS) -> LayerLatency:
+    """p50 of one layer's float32 and int8 calls, timed in alternating blocks in one process (any runtime)."""
+    samples = time_alternating([float32_call, int8_call], runs=runs, warmup=WARMUP, block=BLOCK)
+    return LayerLatency(layers, input_shape, float(np.median(samples[0])), float(np.median(samples[1])))
 
 
 def layer_blocks(model: Any) -> list[list[Any]] | None:
@@ -90,8 +99,6 @@ def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS) -> list
                 return interpreter.get_tensor(out["index"])
 
             calls.append(call)
-        samples = time_alternating(calls, runs=runs, warmup=WARMUP, block=BLOCK)
-        found.append(LayerLatency(" + ".join(type(layer).__name__ for layer in block), shape,
-                                  float(np.median(samples[0])), float(np.median(samples[1]))))
+        found.append(time_layer(" + ".join(type(layer).__name__ for layer in block), shape, *calls, runs=runs))
         x = np.asarray(apply(x))
     return found

@@ -1,7 +1,6 @@
 """Mixed precision chosen by measurement: which layers stay float, and why.
 
-Start from every layer in int8 but those a format always keeps float (ONNX's
-float stem, reason ``latency``). A layer whose int8 kernel is measured clearly
+Start from every layer in int8. A layer whose int8 kernel is measured clearly
 slower than its float one (:data:`SLOWER_IN_INT8`) goes float when that costs no
 accuracy the budget cares about: the validation accuracy does not fall, or the
 drop stays within the budget (a free choice goes to speed; a few images of
@@ -108,7 +107,7 @@ class MixedChoice:
         """The manifest's ``layers`` and ``mixed_precision`` (see edgecnn.bundle.schema)."""
         return {"layers": [{"name": r.name, "op": r.op, "precision": r.precision, "reason": r.reason,
                             "sqnr_db": round(r.sqnr_db, 2) if np.isfinite(r.sqnr_db) else None,
-                            "harm_points": round(r.harm_points, 2)}
+                            "harm_points": round(r.harm_points, 2), "float32_s": r.float32_s, "int8_s": r.int8_s}
                            for r in self.layers],
                 "mixed_precision": {"max_accuracy_drop_points": self.budget_points,
                                     "validation_images": self.validation_images,
@@ -157,27 +156,22 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
-           latencies: Sequence[LayerLatency] | None = None, always_float: Collection[int] = ()) -> MixedChoice:
-    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
-
-    ``always_float``: indices of layers a format keeps float whatever the accuracy, by a latency rule
-    measured beforehand (ONNX's float stem); reason ``latency``, and the loop starts from them.
-    """
+           latencies: Sequence[LayerLatency] | None = None) -> MixedChoice:
+    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured)."""
     layers = calibrated.layers
     timed = list(latencies) if latencies is not None and len(latencies) == len(layers) else None
     sqnr = calibrated.layer_sqnr()
     base_acc, base_err = evaluate(calibrated.quantize(()))
     alone = {layer.index: evaluate(calibrated.quantize((layer,))) for layer in layers}
-    reasons = {index: "latency" for index in always_float}
-    accuracy, error = (base_acc, base_err) if not reasons else evaluate(
-        calibrated.quantize([layer for layer in layers if layer.index in reasons]))
+    reasons: dict[int, str] = {}
+    accuracy, error = base_acc, base_err
 
     def with_float(extra: QuantLayer) -> tuple[float, float]:
         chosen = [layer for layer in layers if layer.index in reasons or layer is extra]
         return alone[extra.index] if len(chosen) == 1 else evaluate(calibrated.quantize(chosen))
 
     for layer in layers:
-        if layer.index not in reasons and timed and timed[layer.index].ratio >= SLOWER_IN_INT8:
+        if timed and timed[layer.index].ratio >= SLOWER_IN_INT8:
             acc, err = with_float(layer)
             if acc >= accuracy or evaluate.float_accuracy - acc <= budget_points / 100 + 1e-12:
                 reasons[layer.index], accuracy, error = "latency", acc, err

@@ -1,7 +1,8 @@
 """An ONNX graph calibrated for int8, then quantized with any set of layers kept in float.
 
 The ONNX counterpart of :mod:`.tflite_layers`, with the same interface
-(:class:`CalibratedONNX` ``.layers``, ``.quantize``, ``.layer_sqnr``), so the
+(:class:`CalibratedONNX` ``.layers``, ``.quantize``, ``.layer_sqnr``; and
+``.layer_latencies``, TFLite's :func:`.latency.layer_latencies`), so the
 greedy loop of :mod:`.mixed` serves both. The graph is the one ``onnx-int8``
 quantizes (onnxruntime's pre-processing, the float stem rewrite) and each
 candidate is one ``quantize_static(nodes_to_exclude=...)`` call with the
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Collection
 import numpy as np
 
 from .error import channel_nsr, sqnr_db
+from .latency import RUNS, LayerLatency, time_layer
 from .mixed import EVAL_BATCH, QuantLayer
 
 if TYPE_CHECKING:
@@ -45,13 +47,11 @@ class CalibratedONNX:
         self._source, self._held_out = source, held_out
         self._models: dict[tuple[str, ...], bytes] = {}
         with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
-            prepared, stem = onnx_export.prepare(source, Path(work))
+            prepared, _ = onnx_export.prepare(source, Path(work))
             # shapes inferred again: the stem rewrite drops them, and cutting a layer out of the graph needs them
             self._prepared = onnx.shape_inference.infer_shapes(onnx.load(str(prepared)))
         keras_names = [layer.name for layer in getattr(source.model, "layers", ()) if layer.weights]
         self.layers = _layers(self._prepared, keras_names)
-        #: Layers holding the float stem, measured slower in int8 on x86 (bench/onnx_int8_choice.py).
-        self.float_stem = frozenset(layer.index for layer in self.layers if set(layer.nodes) & set(stem))
 
     def quantize(self, float_layers: Collection[QuantLayer]) -> bytes:
         """The serialized int8 model (float input and output) with these layers kept in float (cached)."""
@@ -109,6 +109,46 @@ class CalibratedONNX:
             sqnr[layer.name] = sqnr_db(channel_nsr(real, quantized, axis=1))
         return sqnr
 
+    def layer_latencies(self, images: np.ndarray, *, runs: int = RUNS) -> list[LayerLatency]:
+        """Float32 and int8 p50 of each layer alone at batch 1, one thread (:func:`.latency.time_layer`).
+
+        Each layer is cut (``onnx.utils.Extractor``) from the float graph between
+        its input and output tensors, and from the all-int8 model (the export's
+        own file, :meth:`quantize`) between the same tensors as that model
+        quantizes them: from the QuantizeLinear output of its input to that of its
+        output. So the int8 figure is that of the kernels onnxruntime fuses the
+        export's QDQ nodes into, with the scales the export calibrated, uint8 in
+        and out as inside the whole model (TFLite's blocks also run int8 in and
+        out); no second calibration can make it differ from the file. Each cut is
+        fed its own graph's activation there on the first of ``images``. A cut
+        pays the layout changes onnxruntime adds at its ends (Transpose around an
+        int8 Conv, NCHWc reorders around a float one), which inside the whole
+        model neighbouring layers may share.
+        """
+        import onnx
+
+        int8 = onnx.shape_inference.infer_shapes(onnx.load_from_string(self.quantize(())))  # the cut needs shapes
+        float_graph, int8_graph = onnx.utils.Extractor(self._prepared), onnx.utils.Extractor(int8)
+        quantized = _quantized_tensors(int8)
+        nodes = {node.name: node for node in self._prepared.graph.node}
+        model_input = self._prepared.graph.input[0].name
+        x = np.asarray(images[:1], dtype=np.float32)
+
+        def call(extractor, start: str, end: str):
+            feed = x if start == model_input else _session(
+                extractor.extract_model([model_input], [start]).SerializeToString()).run(None, {model_input: x})[0]
+            session = _session(extractor.extract_model([start], [end]).SerializeToString())
+            return lambda: session.run(None, {start: feed})
+
+        found = []
+        for layer in self.layers:
+            first, last = nodes[layer.nodes[0]].input[0], nodes[layer.nodes[-1]].output[0]
+            found.append(time_layer(" + ".join(nodes[name].op_type for name in layer.nodes), layer.input_shape,
+                                    call(float_graph, first, last),
+                                    call(int8_graph, quantized.get(first, first), quantized.get(last, last)),
+                                    runs=runs))
+        return found
+
     def _save(self, folder: Path) -> Path:
         import onnx
 
@@ -119,16 +159,29 @@ class CalibratedONNX:
 
 def run_onnx(model: bytes, x: np.ndarray) -> np.ndarray:
     """Float outputs of a float-input ONNX model on a batch, one thread (a static batch-1 graph: one image a call)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    session = _session(model)
     feed = session.get_inputs()[0]
     step = 1 if feed.shape[0] == 1 else EVAL_BATCH
     return np.concatenate([session.run(None, {feed.name: x[start:start + step]})[0].astype(np.float32)
                            for start in range(0, len(x), step)])
+
+
+def _session(model: bytes):
+    """An onnxruntime CPU session on one thread, its warnings (unused initializers) kept off the screen."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _quantized_tensors(model) -> dict[str, str]:
+    """Per float tensor of a QDQ graph, the quantized tensor holding it: its QuantizeLinear's output, or, for a
+    tensor a DequantizeLinear writes (a graph output), that node's input."""
+    found = {node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "DequantizeLinear"}
+    found.update({node.input[0]: node.output[0] for node in model.graph.node if node.op_type == "QuantizeLinear"})
+    return found
 
 
 def _shapes(model) -> dict[str, tuple[int, ...]]:
