@@ -63,9 +63,7 @@ class Predictor:
                  precision: str, notes: Sequence[str] = ()) -> None:
         self.runtime = runtime
         self.classes = tuple(classes)
-        height, width, channels = runtime.input_shape  # the model's own input is the truth about its size
-        self.preprocessing = complete_preprocessing({**preprocessing, "height": height, "width": width,
-                                                     "channels": channels})
+        self.preprocessing = sized_preprocessing(preprocessing, runtime.input_shape)
         self.precision = precision
         self.notes = list(notes)
         background = self.preprocessing.get("background")
@@ -262,6 +260,12 @@ class Predictor:
         return f"Predictor({str(self.path)!r}, backend={self.backend!r}, precision={self.precision!r})"
 
 
+def sized_preprocessing(preprocessing: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
+    """Every preprocessing key, checked (``ValueError``), the size taken from the model: its input is the truth."""
+    height, width, channels = input_shape
+    return complete_preprocessing({**preprocessing, "height": height, "width": width, "channels": channels})
+
+
 def _first_run(runtime: Backend) -> None:
     """Run the model once on a blank image, so a file that loads but cannot run fails here, as a model error."""
     try:
@@ -302,10 +306,8 @@ def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str,
         notes.append(f"{runtime.path.name} carries no preprocessing ({_UNDESCRIBED}): assumed from its "
                      f"{'x'.join(map(str, runtime.input_shape))} input: pixels scaled to 0-1, center-crop resize, "
                      "probabilities out, no auto-invert")
-    height, width, channels = runtime.input_shape
     try:
-        preprocessing = complete_preprocessing({**preprocessing, "height": height, "width": width,
-                                                "channels": channels})
+        preprocessing = sized_preprocessing(preprocessing, runtime.input_shape)
     except ValueError as exc:
         raise ModelFileError(f"the preprocessing recorded for {runtime.path}: {exc}") from None
     return tuple(names), preprocessing, found["precision"] or runtime.precision, notes

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle.files import TEST_SET_FILE, default_bundle
+from ..bundle.files import default_bundle
 from ..bundle.targets import manifest_of
-from ..datasets.bundled import test_set_of
+from ..datasets.bundled import AlteredTestSetError, test_set_of
 from ..errors import DataError, EdgecnnError
 from ..fileio import atomic_path, ensure_writable_dir, write_bytes, write_json
 from ..preprocess import DEFAULT_PREPROCESSING, to_pixels
@@ -112,9 +112,9 @@ def _sample_images(folder: Path, manifest, data: str | os.PathLike | None) -> tu
     (the page still classifies a dropped or picked image). An altered copy of it still fails, naming the file."""
     try:
         test = test_set_of(folder, manifest, data)
-    except DataError as exc:
-        if TEST_SET_FILE in str(exc):
-            raise
+    except AlteredTestSetError:
+        raise
+    except DataError:
         return None
     return to_pixels(test.x), test.y
 
