@@ -91,7 +91,7 @@ def cold_start(bundle: Path, repeats: int) -> dict[str, Any]:
     times: dict[str, list[float]] = {name: [] for name in ("--version", *COLD_MODELS)}
     with tempfile.TemporaryDirectory(prefix="edgecnn-cold-") as tmp:
         image = Path(tmp) / "one.png"
-        Image.fromarray(bench_images(1, INPUT_SHAPE)[0][0].squeeze()).save(image)
+        Image.fromarray(bench_images(1, INPUT_SHAPE, bundle)[0][0].squeeze()).save(image)
         commands = {"--version": ("--version",), **{m: ("predict", image, "--model", bundle / m) for m in COLD_MODELS}}
         for _ in range(repeats):
             for name, args in commands.items():
@@ -201,7 +201,7 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
         options.profile_file_prefix = str(Path(tmp) / "profile")
         options.log_severity_level = 3
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        x = Predictor.load(path).prepare(bench_images(1, tuple(session.get_inputs()[0].shape[1:]))[0])
+        x = Predictor.load(path).prepare(bench_images(1, tuple(session.get_inputs()[0].shape[1:]), path.parent)[0])
         feed = {session.get_inputs()[0].name: x}
         for _ in range(runs):
             session.run(None, feed)

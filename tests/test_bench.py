@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -393,3 +394,19 @@ def test_the_int8_pair_of_a_runtime_is_found_beside_its_ort_copies(tiny_bundle):
     assert {t.path.suffix for t in found} >= {".onnx", ".ort", ".tflite"}
     pairs = {backend: (int8.name, base.name) for backend, int8, base in quantization_pairs(found)}
     assert pairs == {"litert": ("tflite-int8", "tflite"), "onnxruntime": ("onnx-int8", "onnx")}
+
+
+def test_the_benchmark_script_cold_starts_and_profiles_a_bundle(tiny_bundle, monkeypatch):
+    """bench/run_benchmarks.py's own measurements, on the tiny bundle (the tests never run the whole script)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "run_benchmarks.py"
+    spec = importlib.util.spec_from_file_location("run_benchmarks_under_test", path)
+    script = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, script)  # its dataclasses look their module up there
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "COLD_MODELS", ("model_int8.tflite",))  # the .keras cold start takes ~9 s
+    cold = script.cold_start(tiny_bundle, 1)
+    assert set(cold) == {"--version", "model_int8.tflite"} and all(c["median_s"] > 0 for c in cold.values())
+    nodes = script.onnx_node_profile(tiny_bundle / "model_fp32.onnx", runs=3)
+    assert {op for op, _, _ in nodes} >= {"Conv"} and all(us >= 0 for _, _, us in nodes)

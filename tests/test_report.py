@@ -257,7 +257,8 @@ def test_mixed_precision_exports_show_their_layer_choice(tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["exports"]["tflite-int8"]["layers"] = [
         {"name": "conv2d", "op": "CONV_2D", "precision": "float32", "reason": "latency", "sqnr_db": 39.6,
-         "harm_points": -0.15},
+         "harm_points": -0.15, "float32_s": 11e-6, "int8_s": 33e-6, "weight_bytes_float32": 1280,
+         "weight_bytes_int8": 416},
         {"name": "dense", "op": "FULLY_CONNECTED", "precision": "int8", "reason": "budget", "sqnr_db": 43.6,
          "harm_points": 0.05}]
     manifest["exports"]["tflite-int8"]["mixed_precision"] = {
@@ -266,4 +267,5 @@ def test_mixed_precision_exports_show_their_layer_choice(tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     page = write_report(folder).read_text("utf-8")
     assert "tflite-int8: precision per layer" in page and "latency" in page and "2000 held-out images" in page
+    assert ">11 µs</td><td class=\"num\">33 µs</td><td>1 kB / 416 B</td>" in page  # measured at export
     assert "precision per layer" not in write_report(make_fake_bundle(tmp_path / "plain")).read_text("utf-8")

@@ -152,6 +152,8 @@ class LayerPrecision:
     harm_points: float | None = None
     float32_s: float | None = None  # the layer alone at batch 1, 1 thread, p50 (None: not timed)
     int8_s: float | None = None
+    weight_bytes_float32: int | None = None  # as stored in the float32 and the int8 file (None: older manifests)
+    weight_bytes_int8: int | None = None
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ class MixedChoice:
         """The manifest's ``layers`` and ``mixed_precision`` (see edgecnn.bundle.schema)."""
         return {"layers": [{"name": r.name, "op": r.op, "precision": r.precision, "reason": r.reason,
                             "sqnr_db": round(r.sqnr_db, 2) if np.isfinite(r.sqnr_db) else None,
-                            "harm_points": round(r.harm_points, 2), "float32_s": r.float32_s, "int8_s": r.int8_s}
+                            "harm_points": round(r.harm_points, 2), "float32_s": r.float32_s, "int8_s": r.int8_s,
+                            "weight_bytes_float32": r.weight_bytes_float32, "weight_bytes_int8": r.weight_bytes_int8}
                            for r in self.layers],
                 "mixed_precision": {"max_accuracy_drop_points": self.budget_points,
                                     "validation_images": self.validation_images,
