@@ -68,8 +68,10 @@ def test_without_latency_the_guilty_layer_goes_float_for_its_error_and_the_choic
 
     first = choose_onnx_int8(hard_case[0], 0.3, measure_latency=False)
     again = choose_onnx_int8(hard_case[0], 0.3, measure_latency=False)
-    assert [(r.name, r.reason) for r in first.layers if r.precision == "float32"] == [("stem", "error"),
-                                                                                      ("conv", "error")]
+    kept_float = [(r.name, r.reason) for r in first.layers if r.precision == "float32"]
+    # the head's own int8 error sits near the budget on this tiny model: where it lands depends on the CPU's
+    # int8 kernels (seen to differ between two AMD EPYC hosts), so the head may go float beside the guilty pair
+    assert kept_float[:2] == [("stem", "error"), ("conv", "error")] and first.met
     assert first.model == again.model and first.layers == again.layers
 
 
