@@ -177,8 +177,11 @@ def summary(model_path, out, unsafe) -> None:
                    "it holds (exit 1 when no mix does).")
 @click.option("--all-int8", is_flag=True,
               help="tflite-int8, onnx-int8: quantize every layer, no measurement (ONNX keeps its float stem).")
+@click.option("--no-latency", is_flag=True,
+              help="tflite-int8, onnx-int8: choose by accuracy alone, without timing each layer (the same choice on "
+                   "any machine; no layer kept float for speed).")
 def export(model_path, formats, out, calibration_samples, data, input_range, resize, opset, unsafe, batch,
-           max_accuracy_drop, all_int8) -> None:
+           max_accuracy_drop, all_int8, no_latency) -> None:
     """Export a Keras model to TFLite (fp32, fp16, dynamic, int8, int16x8), ONNX (fp32, int8) and ORT Mobile
     (fp32, int8), described by manifest.json."""
     from .export import export_model, resolve_formats
@@ -198,7 +201,7 @@ def export(model_path, formats, out, calibration_samples, data, input_range, res
     result = export_model(model_path, formats or (ALL_FORMATS,), out, data=data,
                           calibration_samples=calibration_samples, opset=opset, unsafe=unsafe, batch=batch,
                           input_range=input_range, resize=resize, max_accuracy_drop=None if all_int8 else max_accuracy_drop,
-                          on_progress=progress)
+                          measure_latency=not no_latency, on_progress=progress)
     click.echo(result.table())
     click.echo(f"manifest -> {result.manifest_path}")
     for note in result.notes:

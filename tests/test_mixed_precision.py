@@ -211,6 +211,35 @@ def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case
     assert (predictor.predict(x_test[:100]).argmax(1) == keras_top1).mean() >= 0.95
 
 
+
+def test_export_without_latency_chooses_by_accuracy_alone(hard_case, tmp_path):
+    """`export --no-latency`: no layer is timed or kept float for speed, and exporting again makes the same choice.
+
+    The TFLite file is byte-identical; the ONNX one differs only in the names tf2onnx numbers for the nodes it
+    adds (its counter runs on between conversions and through set iterations), so its layers are compared."""
+    import json
+
+    from .helpers import invoke
+
+    source, _ = hard_case
+    x_test, y_test = synthetic_images(300, seed=5)
+    npz = tmp_path / "images.npz"
+    np.savez(npz, x=source.data.x_train, y=source.data.y_train, x_test=x_test, y_test=y_test)
+    runs = []
+    for out in ("a", "b"):
+        result = invoke("export", "--model", source.model_path, "--format", "tflite-int8", "--format", "onnx-int8",
+                        "--data", npz, "--calibration-samples", "200", "--max-accuracy-drop", "0.3", "--no-latency",
+                        "--out", tmp_path / out)
+        assert result.returncode == 0, result.stderr
+        exports = json.loads((tmp_path / out / "manifest.json").read_text())["exports"]
+        for name in ("tflite-int8", "onnx-int8"):
+            layers = exports[name]["layers"]
+            assert all(layer["float32_s"] is None and layer["int8_s"] is None for layer in layers), name
+            assert {layer["reason"] for layer in layers} <= {"error", "budget"}, name
+            assert [layer["precision"] for layer in layers if layer["name"] == "stem"] == ["float32"], name
+        runs.append((exports["tflite-int8"]["sha256"], exports["tflite-int8"]["layers"], exports["onnx-int8"]["layers"]))
+    assert runs[0] == runs[1]
+
 def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_path):
     import json
 

@@ -102,7 +102,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
                  out: str | os.PathLike | None = None, *, data: str | os.PathLike | None = None,
                  calibration_samples: int = 500, opset: int = 17, unsafe: bool = False, batch: int | None = None,
                  input_range: str | None = None, resize: str | None = None,
-                 max_accuracy_drop: float | None = DEFAULT_MAX_ACCURACY_DROP,
+                 max_accuracy_drop: float | None = DEFAULT_MAX_ACCURACY_DROP, measure_latency: bool = True,
                  on_progress: Callable[[str, str], None] | None = None) -> ExportResult:
     """Write the requested exports of a ``.keras`` model to ``out`` (default: the model's folder).
 
@@ -118,7 +118,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     ``"reference"`` and for each format. ``max_accuracy_drop`` (points of
     validation accuracy) makes int8 exports keep the layers float that it takes
     (see :mod:`edgecnn.quantize`); None quantizes every layer. A budget that
-    no mix meets still writes the best mix and lists it in ``missed_budgets``.
+    no mix meets still writes the best mix and lists it in ``missed_budgets``. ``measure_latency=False``
+    chooses by accuracy alone (no layer kept float for speed), the same choice on any machine.
     """
     chosen = resolve_formats(formats)
     if calibration_samples < 1:
@@ -134,7 +135,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     source, notes = load_source(model_path, data, calibrated=any(fmt.precision in ("int8", "int16x8") for fmt in chosen),
                                 calibration_samples=calibration_samples, opset=opset, batch=batch,
                                 input_range=input_range, resize=resize, max_accuracy_drop=max_accuracy_drop,
-                                unsafe=unsafe)
+                                measure_latency=measure_latency, unsafe=unsafe)
     dataset = source.data
     folder = ensure_writable_dir(out if out is not None else model_path.parent)
 

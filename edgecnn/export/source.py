@@ -44,6 +44,9 @@ class ExportSource:
     #: Points of validation accuracy int8 may lose: mixed precision keeps layers float to stay within it
     #: (None: every layer int8, as the converter does on its own).
     max_accuracy_drop: float | None = None
+    #: Whether mixed precision times each layer (a layer slower in int8 stays float). Off: the choice rests on
+    #: accuracy alone, the same on every machine.
+    measure_latency: bool = True
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -82,7 +82,7 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
                         "(give --data labelled images: class folders, or a .npz with 'y' beside 'x')"}
     from ..quantize import choose_tflite_int8
 
-    choice = choose_tflite_int8(source, source.max_accuracy_drop)
+    choice = choose_tflite_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency)
     details = export_full_int8(source, path, card) if not choice.float_layers() else None
     if details is None:
         path.write_bytes(embed_tflite_card(choice.model, card))
