@@ -188,7 +188,7 @@ def test_onnx_passes_checker_with_named_dynamic_batch_and_metadata(bundle):
 
 @needs_real_data
 def test_tflite_int8_records_its_layer_choice_and_its_tensors(bundle):
-    """Mixed precision: float input and output when a layer stays float, else int8 in and out (full integer)."""
+    """Mixed precision: float input and output whatever the mix, the layers recorded with their reasons."""
     from ai_edge_litert.interpreter import Interpreter
 
     folder, _ = bundle
@@ -199,11 +199,24 @@ def test_tflite_int8_records_its_layer_choice_and_its_tensors(bundle):
     assert [layer["name"] for layer in layers] == ["conv2d", "conv2d_1", "dense", "dense_1"]
     assert all(layer["reason"] in ("error", "latency", "budget") for layer in layers)
     assert mixed["met"] and mixed["max_accuracy_drop_points"] == 0.5 and "not among the calibration" in mixed["validation_source"]
-    io = np.float32 if any(layer["precision"] == "float32" for layer in layers) else np.int8
-    assert inp["dtype"] == io and out["dtype"] == io
-    assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == np.dtype(io).name
-    if io is np.float32:
-        return
+    assert inp["dtype"] == out["dtype"] == np.float32
+    assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "float32"
+    assert any(op["op_name"] == "QUANTIZE" for op in interpreter._get_ops_details())  # noqa: SLF001
+
+
+@needs_real_data
+def test_all_int8_is_an_integer_only_file(bundle, tmp_path):
+    """`--all-int8`: every layer int8 with int8 input and output tensors, their scales in the manifest."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    folder, _ = bundle
+    result = invoke("export", "--model", folder / "model.keras", "--format", "tflite-int8", "--all-int8",
+                    "--calibration-samples", "100", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr
+    interpreter = Interpreter(model_path=str(tmp_path / "model_int8.tflite"))
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    entry = read_manifest(tmp_path)["exports"]["tflite-int8"]
+    assert inp["dtype"] == out["dtype"] == np.int8 and "layers" not in entry
     assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "int8"
     assert entry["inputs"][0]["quantization"]["scale"] == pytest.approx(inp["quantization"][0])
     assert entry["inputs"][0]["quantization"]["zero_point"] == inp["quantization"][1]

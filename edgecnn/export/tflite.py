@@ -71,8 +71,10 @@ def export_dynamic(source: ExportSource, path: Path, card: dict) -> dict:
 def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     """int8, with the layers mixed precision keeps float (when the source sets an accuracy budget).
 
-    All layers int8: int8 builtins only, int8 input and output tensors. Some
-    layers float: float input and output, quantized between the layers that run int8.
+    Mixed precision: float input and output, quantized inside the file, whatever
+    the mix (even none), so the file's interface never depends on which layers
+    a machine's timing kept float. No budget (``--all-int8``): int8 builtins
+    only, int8 input and output tensors, for integer-only targets.
     """
     if source.max_accuracy_drop is None:
         return export_full_int8(source, path, card)
@@ -83,11 +85,9 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     from ..quantize import choose_tflite_int8
 
     choice = choose_tflite_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency)
-    details = export_full_int8(source, path, card) if not choice.float_layers() else None
-    if details is None:
-        path.write_bytes(embed_tflite_card(choice.model, card))
-        details = {**describe(path), "calibration": source.calibration_info()}
-    return {**details, **choice.manifest_fields(source.validation_source())}
+    path.write_bytes(embed_tflite_card(choice.model, card))
+    return {**describe(path), "calibration": source.calibration_info(),
+            **choice.manifest_fields(source.validation_source())}
 
 
 def export_full_int8(source: ExportSource, path: Path, card: dict) -> dict:
