@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -216,7 +216,7 @@ def onnx_node_profile(path: Path, runs: int = 2000) -> list[tuple[str, str, floa
 def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targets: list[dict[str, Any]],
                   load: tuple[tuple[float, ...], tuple[float, ...]], command: str, prepared: list[str],
                   profiles: dict[str, list[tuple[str, str, float]]], blocks: list[dict[str, Any]],
-                  int8_entry: dict[str, Any] | None = None) -> Path:
+                  mixed_entries: Sequence[dict[str, Any]] = ()) -> Path:
     m = report.machine
     packages = ", ".join(f"{k} {v}" for k, v in (m.get("packages") or {}).items() if v)
     lines = [
@@ -263,17 +263,21 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
                   "", "| layers | input | float32 | int8 | int8 / float32 |", "|---|---|---|---|---|"]
         lines += [f"| {b['layers']} | {tuple(b['input'])} | {seconds(b['float32'])} | {seconds(b['int8'])} | "
                   f"{b['int8'] / b['float32']:.2f}x |" for b in blocks]
-    if int8_entry and int8_entry.get("layers") and int8_entry.get("mixed_precision"):
-        mixed = int8_entry["mixed_precision"]
-        lines += ["", f"## Precision per layer of {int8_entry['file']}", "",
+    for entry in mixed_entries:
+        mixed = entry["mixed_precision"]
+        lines += ["", f"## Precision per layer of {entry['file']}", "",
                   f"Chosen at export (`edgecnn export`, budget {mixed['max_accuracy_drop_points']:g} points) on "
                   f"{mixed['validation_source']}: float {mixed['float_accuracy']:.2%}, all int8 "
-                  f"{mixed['all_int8_accuracy']:.2%}, this mix {mixed['accuracy']:.2%}. `edgecnn explain` gives the "
-                  "whole table.", "", "| layer | op | precision | reason | SQNR (dB) | accuracy recovered in float |",
-                  "|---|---|---|---|---|---|"]
+                  f"{mixed['all_int8_accuracy']:.2%}, this mix {mixed['accuracy']:.2%}. Latency: each layer alone at "
+                  "batch 1, 1 thread, p50, timed by the export on the machine that exported. `edgecnn explain` gives "
+                  "the whole table.", "",
+                  "| layer | op | precision | reason | SQNR (dB) | accuracy recovered in float | float32 | int8 | "
+                  "int8 / float32 |", "|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {r['name']} | {r['op']} | {r['precision']} | {r['reason']} | "
-                  f"{'-' if r['sqnr_db'] is None else format(r['sqnr_db'], '.1f')} | {r['harm_points']:+.2f} pt |"
-                  for r in int8_entry["layers"]]
+                  f"{'-' if r['sqnr_db'] is None else format(r['sqnr_db'], '.1f')} | {r['harm_points']:+.2f} pt | "
+                  f"{seconds(r.get('float32_s'))} | {seconds(r.get('int8_s'))} | "
+                  f"{'-' if r.get('float32_s') is None else format(r['int8_s'] / r['float32_s'], '.2f') + 'x'} |"
+                  for r in entry["layers"]]
     if profiles:
         lines += ["", "## Where ONNX Runtime spends its time", "",
                   "Per-node medians from ONNX Runtime's profiler (batch 1, 1 thread, after its graph optimizations; "
@@ -361,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "onnx_node_profile_us": profiles, "tflite_int8_blocks_s": blocks,
                                            "load_average": {"start": load_start, "end": load_end}})
     path = write_results(args.out, report, cold, targets, (load_start, load_end), command, prepared, profiles, blocks,
-                         listed.get("tflite-int8"))
+                         [e for e in listed.values() if e.get("layers") and e.get("mixed_precision")])
     print(report.table())
     for t in targets:
         print(f"{'PASS' if t['passed'] else 'MISS'}  {t['target']}: {_x(t['measured'])} (goal {t['goal']})")
