@@ -14,7 +14,7 @@ PYTEST = $(VPY) -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
 
 NODE_INSTALLED = node_modules/.installed
 
-.PHONY: setup system-packages demo test test-fast clean-venv FORCE
+.PHONY: setup system-packages demo test test-fast test-slow clean-venv FORCE
 
 setup: system-packages $(INSTALLED) $(NODE_INSTALLED)
 
@@ -49,10 +49,14 @@ demo: setup
 	$(VPY) -m edgecnn pipeline
 
 test: setup
-	$(PYTEST)
+	$(PYTEST) -m "not slow"
 
 test-fast: $(INSTALLED)
 	$(PYTEST) -m "not e2e and not browser"
+
+# the largest architectures through every format (about 7 minutes on 2 cores)
+test-slow: $(INSTALLED)
+	$(PYTEST) -m slow
 
 clean-venv:
 	rm -rf $(VENV)

@@ -206,11 +206,13 @@ def export(model_path, formats, out, calibration_samples, data, input_range, res
     click.echo(f"manifest -> {result.manifest_path}")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    if result.missed_budgets:
+    for name, why in result.failed.items():
+        click.echo(f"FAIL {name} not written: {why}", err=True)
+    for line in result.missed_budgets:
+        click.echo(f"FAIL {line}", err=True)
+    if result.missed_budgets or result.failed:
         from .errors import EXIT_FAILED
 
-        for line in result.missed_budgets:
-            click.echo(f"FAIL {line}", err=True)
         raise SystemExit(EXIT_FAILED)
 
 

@@ -1,10 +1,13 @@
-"""The reference CNN, safe loading of Keras files, and its layer table and diagram."""
+"""The reference CNN, safe loading of Keras files, what a model says of its own input, its layer table and diagram."""
 from __future__ import annotations
 
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from . import tfquiet
 from .datasets import CLASS_NAMES, INPUT_SHAPE
@@ -149,3 +152,43 @@ def model_io(model, path: str | os.PathLike = "the model") -> tuple[tuple[int, .
         raise ModelFileError(f"{path}: expected an image classifier with output (N, classes), classes >= 2, "
                              f"got {tuple(model.outputs[0].shape)}")
     return tuple(int(d) for d in dims), int(out[0])
+
+
+#: Layers that do nothing at inference and may precede the model's own rescaling.
+_INFERENCE_IDENTITY = ("Random", "Dropout", "GaussianNoise", "InputLayer")
+
+
+def leading_layer(model) -> Any | None:
+    """The first layer that changes inputs at inference, looking inside nested models."""
+    for layer in model.layers:
+        if type(layer).__name__.startswith(_INFERENCE_IDENTITY):
+            continue
+        if hasattr(layer, "layers") and layer.layers:  # a nested Sequential/Model, e.g. a preprocessing block
+            return leading_layer(layer)
+        return layer
+    return None
+
+
+def detected_input_range(model) -> tuple[str, str] | None:
+    """(range, why) from a leading ``Rescaling`` or ``Normalization`` layer; None when the model has neither."""
+    layer = leading_layer(model)
+    kind = type(layer).__name__ if layer is not None else None
+    if kind == "Rescaling":
+        scale = float(np.max(np.abs(np.asarray(layer.scale, dtype=np.float64))))
+        # Rescaling(1/255) or (1/127.5, offset=-1) reads 0..255 pixels; Rescaling(2, offset=-1) reads [0, 1]
+        return ("0-255" if scale * 255 <= 2.5 else "0-1"), f"its first layer {layer.name} is Rescaling(scale={scale:g})"
+    if kind == "Normalization":
+        mean = float(np.max(np.asarray(layer.mean, dtype=np.float64)))
+        return ("0-255" if mean > 2.0 else "0-1"), f"its first layer {layer.name} is Normalization(mean up to {mean:g})"
+    return None
+
+
+def layer_names(model) -> set[str]:
+    """Every layer name of the model, nested models' included (graph scopes are named after them)."""
+    names: set[str] = set()
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        names.add(layer.name)
+        stack.extend(getattr(layer, "layers", ()))
+    return names

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -152,6 +152,9 @@ class Step:
     required: tuple[str, ...]  # files a finished step always leaves
     check: Callable[[], str | None]  # why the files are inconsistent, or None
     run: Callable[[], Any]
+    #: What its last run could not do (a format export could not write), one line each, filled by ``run``: a step
+    #: with any is not recorded as done, so the next run tries it again.
+    missed: list[str] = field(default_factory=list)
 
 
 def _changed(key: str, old: Any, new: Any) -> str:
@@ -207,12 +210,15 @@ def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step
     def existing(names: list[str]) -> Callable[[], list[str]]:
         return lambda: [name for name in names if (out / name).is_file()]
 
+    export_missed: list[str] = []
+
     def run_export() -> None:
         def progress(name: str, stage: str) -> None:
             if stage == "start":
                 log(f"  export: {name} ...")
 
-        export.export_model(out / MODEL_FILE, (export.ALL,), out, data=cfg.data, on_progress=progress)
+        result = export.export_model(out / MODEL_FILE, (export.ALL,), out, data=cfg.data, on_progress=progress)
+        export_missed[:] = [f"{name} not written: {why}" for name, why in result.failed.items()] + result.missed_budgets
 
     export_outputs = [fmt.file for fmt in export.FORMATS.values()] + [REFERENCE_PROBS_FILE, REFERENCE_LABELS_FILE]
     return [
@@ -221,7 +227,7 @@ def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step
              existing([MODEL_FILE, METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE]),
              (MODEL_FILE, METRICS_FILE), lambda: None, lambda: train.train(cfg)),
         Step("export", lambda: file_hashes(out, [MODEL_FILE]), existing(export_outputs), (MANIFEST_FILE,),
-             lambda: exports_match_manifest(out), run_export),
+             lambda: exports_match_manifest(out), run_export, export_missed),
         Step("verify", lambda: file_hashes(out, _export_files(out) + [REFERENCE_PROBS_FILE, MODEL_FILE]),
              existing([VERIFY_FILE]), (VERIFY_FILE,), lambda: verify_stored(out),
              lambda: verify.verify([out], data=cfg.data)),
@@ -247,7 +253,8 @@ def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | 
     """Bring ``out`` (default: models/fashion-cnn) up to date; ``force`` redoes every step.
 
     ``log`` receives one line per step (and export progress). A failed verification
-    does not stop the pipeline (bench and report still run): see ``result.passed``.
+    does not stop the pipeline (bench and report still run), nor does a format export cannot write: see
+    ``result.passed``.
     """
     from .train import validate_config
 
@@ -258,6 +265,7 @@ def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | 
     validate_config(cfg)
     ensure_writable_dir(out)
     outcomes = []
+    failures: list[str] = []
     with _folder_lock(out):
         remove_stale_temp_files(out)  # left by a run that was killed mid-write
         records = read_records(out)
@@ -271,12 +279,19 @@ def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | 
                 except BaseException:
                     log(f"{step.name:<7} {'failed':<8} {time.perf_counter() - step_started:7.1f} s")
                     raise
-                records[step.name] = {"inputs": inputs, "outputs": file_hashes(out, step.outputs()),
-                                      "finished": utc_now(), "seconds": round(time.perf_counter() - step_started, 1)}
+                for line in step.missed:
+                    log(f"FAIL {step.name}: {line}")
+                failures += step.missed
+                if step.missed:
+                    records.pop(step.name, None)  # not done: the next run tries it again
+                else:
+                    records[step.name] = {"inputs": inputs, "outputs": file_hashes(out, step.outputs()),
+                                          "finished": utc_now(),
+                                          "seconds": round(time.perf_counter() - step_started, 1)}
                 write_json(out / PIPELINE_FILE, {"steps": records})
             outcomes.append(StepOutcome(step.name, reason is not None, time.perf_counter() - step_started,
                                         reason or "up to date"))
             log(outcomes[-1].line())
     rows = export_rows(load_bundle(out))
-    return PipelineResult(out, outcomes, rows, bool(all_passed(rows)), time.perf_counter() - started,
-                          out / REPORT_FILE)
+    return PipelineResult(out, outcomes, rows, bool(all_passed(rows)) and not failures,
+                          time.perf_counter() - started, out / REPORT_FILE)

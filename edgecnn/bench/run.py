@@ -92,7 +92,7 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
         for t in found:
             for n, b, mode in ((n, b, mode) for n in cfg.threads for b in cfg.batch_sizes for mode in t.modes):
                 case = {"path": str(t.path.resolve()), "mode": mode, "batch_size": b, "threads": n, **common,
-                        "images": str(inputs[t.input_shape][0])}
+                        "images": str(inputs[t.input_shape][0]), "input_range": t.input_range}
                 jobs.append((f"{t.name} {mode} batch {b} x{n} threads", case,
                              lambda result, t=t, case=case: rows.append(_row(t, case, result))))
         batch, n = min(cfg.batch_sizes), min(cfg.threads)

@@ -34,6 +34,8 @@ class BenchTarget:
     accuracy: float | None = None
     facts: ModelFacts | None = None
     input_shape: tuple[int, ...] = INPUT_SHAPE
+    #: The bundle's input range, which the Keras rows feed their model (None: what the model's own layers say).
+    input_range: str | None = None
 
 
 def tensorflow_installed() -> bool:
@@ -68,8 +70,9 @@ def find_targets(targets: Iterable[str | os.PathLike] | None, *, include_keras: 
             notes.append(f"TensorFlow is not installed: no Keras rows for {keras_file} "
                          "(install edgecnn[train] to compare with Keras)")
             continue
+        recorded = (manifest.preprocessing or {}).get("input_range") if manifest else None
         found.append(BenchTarget("keras", keras_file, KERAS_MODES, "float32", _keras_accuracy(keras_file.parent),
-                                 input_shape=shape))
+                                 input_shape=shape, input_range=recorded))
     if not found:
         raise EdgecnnError("nothing to benchmark" + (f": {notes[0]}" if notes else ""))
     _unique_names(found)

@@ -117,17 +117,19 @@ def _export_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any
 
 
 def _keras_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]) -> Loaded:
-    """The reference's ``model.predict(x)`` or a direct ``model(x, training=False)``, on float input."""
+    """The reference's ``model.predict(x)`` or a direct ``model(x, training=False)``, on float input in the bundle's
+    input range (else the one the model's own rescaling layer fixes)."""
     from .. import tfquiet
     from ..preprocess import to_model_input
-    from ..model import load_model, model_io
+    from ..model import detected_input_range, load_model, model_io
     from .facts import keras_facts
 
     tf = tfquiet.tensorflow()
     tf.config.threading.set_intra_op_parallelism_threads(case["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(1)
     model = load_model(case["path"])
-    x = to_model_input(images, model_io(model)[0])
+    own = detected_input_range(model)
+    x = to_model_input(images, model_io(model)[0], case.get("input_range") or (own[0] if own else "0-1"))
     facts = keras_facts(model, case["path"])
     info.update(backend="keras", precision="float32", params=facts.params, macs=facts.macs)
     if case["mode"] == "keras.predict":

@@ -44,6 +44,8 @@ class ExportFormat:
     #: ``func(source, path, card)`` writes the file with ``card`` (see :mod:`edgecnn.model_card`) inside it and
     #: returns its manifest fields.
     func: Callable[[ExportSource, Path, dict], dict]
+    #: Formats whose graph this one converts in the same run: when one of them fails, this one is not attempted.
+    made_from: tuple[str, ...] = ()
 
 
 #: In dependency order: ``onnx-int8`` quantizes the graph ``onnx`` built in the same run, and the
@@ -55,9 +57,9 @@ FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("tflite-int8", "model_int8.tflite", "litert", "int8", tflite.export_int8),
     ExportFormat("tflite-int16x8", "model_int16x8.tflite", "litert", "int16x8", tflite.export_int16x8),
     ExportFormat("onnx", "model_fp32.onnx", "onnxruntime", "float32", onnx_export.export_float32),
-    ExportFormat("onnx-int8", "model_int8.onnx", "onnxruntime", "int8", onnx_export.export_int8),
-    ExportFormat("onnx-ort", "model_fp32.ort", "onnxruntime", "float32", ort.export_float32),
-    ExportFormat("onnx-ort-int8", "model_int8.ort", "onnxruntime", "int8", ort.export_int8),
+    ExportFormat("onnx-int8", "model_int8.onnx", "onnxruntime", "int8", onnx_export.export_int8, ("onnx",)),
+    ExportFormat("onnx-ort", "model_fp32.ort", "onnxruntime", "float32", ort.export_float32, ("onnx",)),
+    ExportFormat("onnx-ort-int8", "model_int8.ort", "onnxruntime", "int8", ort.export_int8, ("onnx-int8",)),
 )}
 ALL = "all"
 #: tf2onnx 1.17 converts to opsets up to 18; per-channel int8 needs 13 or later.
@@ -81,6 +83,8 @@ class ExportResult:
     notes: list[str] = field(default_factory=list)
     #: One line per int8 export whose accuracy budget no layer mix met (the command then exits 1).
     missed_budgets: list[str] = field(default_factory=list)
+    #: Format name -> the one line saying why it could not be written (the others were; the command exits 1).
+    failed: dict[str, str] = field(default_factory=dict)
 
     def table(self) -> str:
         """One row per written file: format, file, size and seconds it took."""
@@ -115,7 +119,9 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     (see :mod:`edgecnn.export.preprocessing`).
     ``batch=1`` writes a static batch-1 signature (LiteRT.js, microcontrollers, NPUs that cannot resize);
     the default is a dynamic batch. ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
-    ``"reference"`` and for each format. ``max_accuracy_drop`` (points of
+    ``"reference"`` and for each format (``"failed"`` instead of ``"done"`` for a format that could not be written).
+    A format that cannot represent the model costs no other: the rest are written, and its one-line reason is
+    in ``failed`` (as is each format that depends on it, e.g. ``onnx-int8`` on ``onnx``). ``max_accuracy_drop`` (points of
     validation accuracy) makes int8 exports keep the layers float that it takes
     (see :mod:`edgecnn.quantize`); None quantizes every layer. A budget that
     no mix meets still writes the best mix and lists it in ``missed_budgets``. ``measure_latency=False``
@@ -152,15 +158,29 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
 
     entries: list[ExportEntry] = []
     missed: list[str] = []
+    failed: dict[str, str] = {}
     for fmt in chosen:
         progress(fmt.name, "start")
-        entry = _export_one(fmt, source, folder, written=[e.format for e in entries])
+        blocked = next((name for name in fmt.made_from if name in failed), None)
+        try:
+            if blocked is not None:
+                raise EdgecnnError(f"{fmt.name} export of {source.model_path} not attempted: it is made from "
+                                   f"{blocked}, which failed", exit_code=EXIT_FAILED)
+            entry = _export_one(fmt, source, folder)
+        except EdgecnnError as exc:
+            if exc.exit_code != EXIT_FAILED:
+                raise  # bad input, not this format's limit: nothing else would fare better
+            failed[fmt.name] = first_line(exc)
+            progress(fmt.name, "failed")
+            continue
 
         def record(m: dict, name: str = fmt.name, entry: dict = entry) -> None:
             m["exports"][name] = entry
 
         manifest = update_manifest(folder, record)
         entries.append(ExportEntry(fmt.name, folder / fmt.file, entry["bytes"], entry["seconds"], entry["sha256"]))
+        if entry.get("note"):
+            notes.append(f"{fmt.name}: {entry['note']}")
         mixed = entry.get("mixed_precision")
         if mixed is not None and not mixed["met"]:
             missed.append(f"{fmt.name}: validation accuracy drop {100 * (mixed['float_accuracy'] - mixed['accuracy']):.2f} "
@@ -175,7 +195,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
         notes.append(f"manifest keeps exports made from another model file: {', '.join(stale)} "
                      "(re-export them, e.g. --format all)")
     return ExportResult(entries, folder / MANIFEST_FILE, folder / REFERENCE_PROBS_FILE if reference else None, notes,
-                        missed)
+                        missed, failed)
 
 
 def load_source(model_path: Path, data: str | os.PathLike | None, *, calibrated: bool, unsafe: bool = False,
@@ -222,21 +242,34 @@ def trained_on(model_path: Path, notes: list[str]) -> str | None:
     return path
 
 
-def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path, written: list[str]) -> dict:
+def _export_one(fmt: ExportFormat, source: ExportSource, folder: Path) -> dict:
     """Write one format atomically, its model card inside, and return its manifest entry (hashed after the card
-    is in); a converter crash becomes one line."""
+    is in); a converter crash becomes one line (exit code ``EXIT_FAILED``: the format cannot represent the model)."""
     started = time.perf_counter()
     card = model_card(source.class_names, source.preprocessing, export_format=fmt.name, precision=fmt.precision)
     try:
         with atomic_path(folder / fmt.file) as tmp:
             details = fmt.func(source, tmp, card)
+            _check_runs(tmp)
             return export_entry(fmt, tmp, source, details, time.perf_counter() - started)
     except EdgecnnError:
         raise
     except Exception as exc:  # converters raise anything; the user gets the first line, --debug the rest
-        done = f"; already written: {', '.join(written)}" if written else ""
         raise EdgecnnError(f"{fmt.name} export of {source.model_path} failed: {type(exc).__name__}: "
-                           f"{first_line(exc)}{done}", exit_code=EXIT_FAILED) from exc
+                           f"{first_line(exc)}", exit_code=EXIT_FAILED) from exc
+
+
+def _check_runs(path: Path) -> None:
+    """Run the written file once on a blank image in its own runtime: a converter may write ops that runtime
+    cannot run (int16 SQUARED_DIFFERENCE from a LayerNormalization in int16x8), and such a file must fail its
+    export here, not on the device."""
+    from ..runtime import backend_class
+
+    try:
+        runtime = backend_class(path)(path)
+        runtime.run_native(np.zeros((1, *runtime.input_shape), dtype=runtime.input_dtype))
+    except Exception as exc:  # runtimes raise RuntimeError, ValueError or their own types
+        raise RuntimeError(f"the written file does not run in {backend_class(path).name}: {first_line(exc)}") from exc
 
 
 def write_reference(source: ExportSource, folder: Path) -> dict:

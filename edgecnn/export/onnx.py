@@ -1,20 +1,21 @@
 """ONNX exports (float32 via tf2onnx, int8 via onnxruntime static quantization).
 
 tf2onnx's ``from_keras`` fails on Keras 3, so the converter gets the model's
-dynamic-batch ``tf.function`` instead. The float32 graph is built once per run
-and reused by the int8 export, which is calibrated on the same images as TFLite int8.
+dynamic-batch ``tf.function`` instead, frozen first (see :func:`frozen_serving_graph`).
+The float32 graph is built once per run and reused by the int8 export, which is
+calibrated on the same images as TFLite int8.
 The cached graphs carry no metadata: each file gets its own model card when it is written.
 """
 from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import tfquiet
-from ..errors import require
+from ..errors import EXIT_FAILED, EdgecnnError, require
 from ..model_card import card_metadata
 from .source import INPUT_NAME, OUTPUT_NAME
 
@@ -31,6 +32,10 @@ QUANTIZATION = {"quant_format": "QDQ", "activation_type": "uint8", "weight_type"
 #: A first convolution with this few input channels stays float32 (see apply_float_stem).
 FLOAT_STEM_MAX_CHANNELS = 3
 CALIBRATION_BATCH = 50
+#: Attributes that keep grappler from inlining a function call. Keras runs grouped convolutions (ConvNeXt's
+#: depthwise ``Conv2D(groups=channels)``) in an XLA-compiled ``tf.function`` on CPU; tf2onnx cannot convert the
+#: call ("No Op registered for StatefulPartitionedCall"), but can the Conv2D inside it, to a grouped ONNX Conv.
+NO_INLINE_ATTRS = ("_noinline", "_XlaMustCompile", "_XlaCompile")
 
 
 def float32_model(source: ExportSource):
@@ -40,9 +45,13 @@ def float32_model(source: ExportSource):
         onnx = require("onnx", feature="ONNX export")
         from onnx.tools.update_model_dims import update_inputs_outputs_dims
 
-        serve = source.serving_function()
+        graph_def, inputs, outputs = frozen_serving_graph(source)
         with tfquiet.quiet(stdout=True):
-            model, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=source.opset)
+            model, _ = tf2onnx.convert.from_graph_def(
+                graph_def, name="serve", input_names=inputs, output_names=outputs, opset=source.opset,
+                custom_op_handlers={"Erfc": (_erfc_as_erf, [])},
+                tensors_to_rename={inputs[0]: INPUT_NAME, outputs[0]: OUTPUT_NAME})
+        _require_image_input_only(model, source)
         _constant_reshapes(model)
         batch = source.batch or BATCH_DIM
         model = update_inputs_outputs_dims(model, {INPUT_NAME: [batch, *source.input_shape]},
@@ -50,6 +59,56 @@ def float32_model(source: ExportSource):
         onnx.checker.check_model(model, full_check=True)
         source.cache["onnx"] = model
     return source.cache["onnx"]
+
+
+def frozen_serving_graph(source: ExportSource) -> tuple[Any, list[str], list[str]]:
+    """The serving function as a frozen ``GraphDef``, its input tensor names (the image first) and output names.
+
+    tf2onnx's ``from_function`` makes every non-resource input of the concrete
+    function a graph input, captured tensors included. Keras keeps some model
+    constants as plain tensors, not variables (``Normalization``'s mean and
+    variance, computed in ``build``/``adapt``), so the function captures them and
+    the ONNX graph would read them as inputs with no value. Freezing first (as
+    ``from_function`` does, with the same options) turns variables and captured
+    tensors alike into constants and leaves the image as the only input. Calls
+    marked for XLA or no inlining are unmarked (see :data:`NO_INLINE_ATTRS`) so
+    that tf2onnx's graph optimization inlines them.
+    """
+    tf = tfquiet.tensorflow()
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    concrete = source.serving_function().get_concrete_function()
+    with tf.device("/cpu:0"):
+        frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
+    inputs = [t.name for t in frozen.inputs if t.dtype != tf.dtypes.resource]
+    outputs = [t.name for t in frozen.outputs]
+    graph_def = frozen.graph.as_graph_def(add_shapes=True)
+    for attrs in [function.attr for function in graph_def.library.function] + [node.attr for node in graph_def.node]:
+        for key in NO_INLINE_ATTRS:
+            if key in attrs:
+                del attrs[key]
+    return graph_def, inputs, outputs
+
+
+def _erfc_as_erf(ctx, node, name: str, args: list) -> None:
+    """tf2onnx handler for TF's Erfc (exact GELU, ``0.5 * x * erfc(-x / sqrt(2))``), which ONNX and tf2onnx lack:
+    ``erfc(z) = 1 - erf(z)``, with ONNX's Erf."""
+    from tf2onnx import utils
+
+    node.type = "Erf"
+    dtype = utils.map_onnx_to_numpy_type(ctx.get_dtype(node.output[0]))
+    one = ctx.make_const(utils.make_name(f"{name}_one"), np.array(1, dtype=dtype))
+    ctx.insert_new_node_on_output("Sub", node.output[0], name=utils.make_name(f"{name}_erfc"),
+                                  inputs=[one.output[0], node.output[0]])
+
+
+def _require_image_input_only(model, source: ExportSource) -> None:
+    """Fail in one line when the converted graph reads anything but the image (a file no runtime could feed)."""
+    extra = [value.name for value in model.graph.input if value.name != INPUT_NAME]
+    if extra:
+        raise EdgecnnError(f"ONNX conversion of {source.model_path} failed: tf2onnx left {len(extra)} model "
+                           f"constants as graph inputs (first: {extra[0]}): the TensorFlow graph still reads them as "
+                           "placeholders after freezing, so no runtime could feed them", exit_code=EXIT_FAILED)
 
 
 def export_float32(source: ExportSource, path: Path, card: dict) -> dict:

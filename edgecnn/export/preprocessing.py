@@ -14,41 +14,15 @@ import numpy as np
 from .. import tfquiet
 from ..datasets import Dataset
 from ..errors import EdgecnnError
+from ..model import detected_input_range
 from ..preprocess import complete_preprocessing, to_model_input, to_pixels
 
-#: Layers that do nothing at inference and may precede the model's own rescaling.
-_INFERENCE_IDENTITY = ("Random", "Dropout", "GaussianNoise", "InputLayer")
 #: A training image belongs to a dark-background set when its border's median pixel is below this (0..255).
 DARK_BORDER = 32
 #: Share of training images with a dark border that makes the whole set "dark" (auto-invert then applies).
 DARK_SHARE = 0.9
 #: Images whose outputs decide probabilities vs. logits.
 OUTPUT_PROBE = 200
-
-
-def leading_layer(model) -> Any | None:
-    """The first layer that changes inputs at inference, looking inside nested models."""
-    for layer in model.layers:
-        if type(layer).__name__.startswith(_INFERENCE_IDENTITY):
-            continue
-        if hasattr(layer, "layers") and layer.layers:  # a nested Sequential/Model, e.g. a preprocessing block
-            return leading_layer(layer)
-        return layer
-    return None
-
-
-def detected_input_range(model) -> tuple[str, str] | None:
-    """(range, why) from a leading ``Rescaling`` or ``Normalization`` layer; None when the model has neither."""
-    layer = leading_layer(model)
-    kind = type(layer).__name__ if layer is not None else None
-    if kind == "Rescaling":
-        scale = float(np.max(np.abs(np.asarray(layer.scale, dtype=np.float64))))
-        # Rescaling(1/255) or (1/127.5, offset=-1) reads 0..255 pixels; Rescaling(2, offset=-1) reads [0, 1]
-        return ("0-255" if scale * 255 <= 2.5 else "0-1"), f"its first layer {layer.name} is Rescaling(scale={scale:g})"
-    if kind == "Normalization":
-        mean = float(np.max(np.asarray(layer.mean, dtype=np.float64)))
-        return ("0-255" if mean > 2.0 else "0-1"), f"its first layer {layer.name} is Normalization(mean up to {mean:g})"
-    return None
 
 
 def decide_preprocessing(model, input_shape: tuple[int, int, int], data: Dataset | None, *,

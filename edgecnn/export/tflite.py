@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import tfquiet
+from ..model import layer_names
 from ..model_card import embed_tflite_card
+from .float_ops import float_ops, float_ops_note, refused_ops
 
 if TYPE_CHECKING:
     from .source import ExportSource
@@ -107,14 +109,32 @@ def export_int16x8(source: ExportSource, path: Path, card: dict) -> dict:
 
     Float input and output (quantized inside the file); LiteRT runs it on its
     reference kernels (XNNPACK has no int16x8), so it is for accuracy, not speed.
+    Every op int16x8 when the converter can; when it refuses an op (HARD_SWISH in
+    MobileNetV3) the model is converted again with the converter's float fallback,
+    and the ops left float are read back from the file into ``float_ops`` (op, count,
+    layers, reason) and a ``note``, so a partly float file is never passed off as int16x8.
+    A model the strict conversion takes gets exactly today's file and fields.
     """
-    def configure(tf, converter):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative(source.calibration())
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    def configure(fallback: bool) -> Callable:
+        def apply(tf, converter) -> None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative(source.calibration())
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
+                *([tf.lite.OpsSet.TFLITE_BUILTINS] if fallback else [])]
+        return apply
 
-    return {**_convert(source, path, card, configure), "calibration": source.calibration_info()}
+    try:
+        details = _convert(source, path, card, configure(fallback=False))
+        return {**details, "calibration": source.calibration_info()}
+    except Exception as exc:  # the converter raises RuntimeError/ConverterError; only a refused op is retried
+        refused = refused_ops(exc)
+        if not refused:
+            raise
+    details = _convert(source, path, card, configure(fallback=True))  # its failure propagates as any other
+    ops = float_ops(path, refused, layer_names(source.model))
+    return {**details, "calibration": source.calibration_info(), "float_ops": ops,
+            "note": float_ops_note(ops, refused)}
 
 
 def describe(path: Path) -> dict:

@@ -10,16 +10,22 @@ export's own settings (:data:`edgecnn.export.onnx.QUANTIZATION`).
 
 A *layer* is one weighted node (Conv, Gemm, MatMul with constant weights) with
 the nodes after it up to the next weighted one. Its error is that of its
-output, as in the TFLite rows. One difference matters when choosing: in
-QDQ form a tensor is quantized again at the input of every int8 node that reads
-it, so a tensor int8 cannot hold stays float only when its writer and its
-readers all do (TFLite's denylist keeps a float layer's output float).
+output, as in the TFLite rows. A layer is cut out of the graph (to measure or
+time it alone) between every tensor its nodes read from outside it and its
+output: a residual Add, a squeeze-and-excitation Mul or a Concat reads a tensor
+an earlier layer wrote, and a cut given only the weighted node's input would
+reach back through that tensor to the model's input. Layers are named after the
+Keras layers, those of nested models included. One difference matters when
+choosing: in QDQ form a tensor is quantized again at the input of every int8
+node that reads it, so a tensor int8 cannot hold stays float only when its
+writer and its readers all do (TFLite's denylist keeps a float layer's output float).
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Collection
+from typing import TYPE_CHECKING, Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -50,8 +56,9 @@ class CalibratedONNX:
             prepared, _ = onnx_export.prepare(source, Path(work))
             # shapes inferred again: the stem rewrite drops them, and cutting a layer out of the graph needs them
             self._prepared = onnx.shape_inference.infer_shapes(onnx.load(str(prepared)))
-        keras_names = [layer.name for layer in getattr(source.model, "layers", ()) if layer.weights]
-        self.layers = _layers(self._prepared, keras_names)
+        self.layers = _layers(self._prepared, *_keras_layers(source.model))
+        #: per layer, the tensors its cut reads and the one it writes (see :func:`_cut`)
+        self._cuts = [_cut(self._prepared, layer) for layer in self.layers]
 
     def quantize(self, float_layers: Collection[QuantLayer]) -> bytes:
         """The serialized int8 model (float input and output) with these layers kept in float (cached)."""
@@ -89,7 +96,6 @@ class CalibratedONNX:
             activations = collect_activations(str(augmented), reader)
         matching = create_activation_matching(activations)
         shapes = _shapes(self._prepared)
-        nodes = {node.name: node for node in self._prepared.graph.node}
         extractor = onnx.utils.Extractor(self._prepared)
 
         def as_read(tensor: str) -> np.ndarray | None:
@@ -99,13 +105,12 @@ class CalibratedONNX:
                 [a.reshape(-1, *shapes[tensor]) for a in found])
 
         sqnr = {}
-        for layer in self.layers:
-            first, last = nodes[layer.nodes[0]].input[0], nodes[layer.nodes[-1]].output[0]
-            x, quantized = as_read(first), as_read(last)
-            if x is None or quantized is None:
+        for layer, (inputs, output) in zip(self.layers, self._cuts):
+            feeds, quantized = {name: as_read(name) for name in inputs}, as_read(output)
+            if quantized is None or any(value is None for value in feeds.values()):
                 sqnr[layer.name] = float("nan")
                 continue
-            real = run_onnx(extractor.extract_model([first], [last]).SerializeToString(), x)
+            real = _run(_session(extractor.extract_model(list(inputs), [output]).SerializeToString()), feeds)
             sqnr[layer.name] = sqnr_db(channel_nsr(real, quantized, axis=1))
         return sqnr
 
@@ -113,14 +118,15 @@ class CalibratedONNX:
         """Float32 and int8 p50 of each layer alone at batch 1, one thread (:func:`.latency.time_layer`).
 
         Each layer is cut (``onnx.utils.Extractor``) from the float graph between
-        its input and output tensors, and from the all-int8 model (the export's
-        own file, :meth:`quantize`) between the same tensors as that model
-        quantizes them: from the QuantizeLinear output of its input to that of its
-        output. So the int8 figure is that of the kernels onnxruntime fuses the
-        export's QDQ nodes into, with the scales the export calibrated, uint8 in
-        and out as inside the whole model (TFLite's blocks also run int8 in and
-        out); no second calibration can make it differ from the file. Each cut is
-        fed its own graph's activation there on the first of ``images``. A cut
+        its input tensors (all it reads from outside it, see :func:`_cut`) and its
+        output, and from the all-int8 model (the export's own file, :meth:`quantize`)
+        between the same tensors as that model quantizes them: from the
+        QuantizeLinear outputs of its inputs to that of its output. So the int8
+        figure is that of the kernels onnxruntime fuses the export's QDQ nodes
+        into, with the scales the export calibrated, uint8 in and out as inside
+        the whole model (TFLite's blocks also run int8 in and out); no second
+        calibration can make it differ from the file. Each cut is fed its own
+        graph's activations there on the first of ``images``. A cut
         pays the layout changes onnxruntime adds at its ends (Transpose around an
         int8 Conv, NCHWc reorders around a float one), which inside the whole
         model neighbouring layers may share.
@@ -134,18 +140,20 @@ class CalibratedONNX:
         model_input = self._prepared.graph.input[0].name
         x = np.asarray(images[:1], dtype=np.float32)
 
-        def call(extractor, start: str, end: str):
-            feed = x if start == model_input else _session(
-                extractor.extract_model([model_input], [start]).SerializeToString()).run(None, {model_input: x})[0]
-            session = _session(extractor.extract_model([start], [end]).SerializeToString())
-            return lambda: session.run(None, {start: feed})
+        def call(extractor, starts: list[str], end: str):
+            inner = [name for name in starts if name != model_input]
+            values = dict(zip(inner, _session(extractor.extract_model([model_input], inner).SerializeToString()).run(
+                inner, {model_input: x}))) if inner else {}
+            feeds = {name: x if name == model_input else values[name] for name in starts}
+            session = _session(extractor.extract_model(starts, [end]).SerializeToString())
+            return lambda: session.run(None, feeds)
 
         found = []
-        for layer in self.layers:
-            first, last = nodes[layer.nodes[0]].input[0], nodes[layer.nodes[-1]].output[0]
+        for layer, (inputs, output) in zip(self.layers, self._cuts):
             found.append(time_layer(" + ".join(nodes[name].op_type for name in layer.nodes), layer.input_shape,
-                                    call(float_graph, first, last),
-                                    call(int8_graph, quantized.get(first, first), quantized.get(last, last)),
+                                    call(float_graph, list(inputs), output),
+                                    call(int8_graph, [quantized.get(name, name) for name in inputs],
+                                         quantized.get(output, output)),
                                     runs=runs))
         return found
 
@@ -160,10 +168,16 @@ class CalibratedONNX:
 def run_onnx(model: bytes, x: np.ndarray) -> np.ndarray:
     """Float outputs of a float-input ONNX model on a batch, one thread (a static batch-1 graph: one image a call)."""
     session = _session(model)
-    feed = session.get_inputs()[0]
-    step = 1 if feed.shape[0] == 1 else EVAL_BATCH
-    return np.concatenate([session.run(None, {feed.name: x[start:start + step]})[0].astype(np.float32)
-                           for start in range(0, len(x), step)])
+    return _run(session, {session.get_inputs()[0].name: x})
+
+
+def _run(session, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The first output over a batch of feeds (a cut may have several inputs), in slices: one image a call when
+    the graph's batch is static 1."""
+    step = 1 if session.get_inputs()[0].shape[0] == 1 else EVAL_BATCH
+    count = len(next(iter(feeds.values())))
+    return np.concatenate([session.run(None, {name: value[start:start + step] for name, value in feeds.items()})[0]
+                           .astype(np.float32) for start in range(0, count, step)])
 
 
 def _session(model: bytes):
@@ -196,12 +210,39 @@ def _shapes(model) -> dict[str, tuple[int, ...]]:
     return found
 
 
-def _layers(model, keras_names: list[str]) -> list[QuantLayer]:
-    """The weighted layers of the graph, each with the nodes it owns, in graph order.
+def _keras_layers(model) -> tuple[list[tuple[str, str]], set[str]]:
+    """The Keras layers that become weighted ONNX nodes, as (row name, layer name) in layer order, nested models'
+    layers included; and the names of the models (their scopes name no layer).
 
-    Named after the Keras layers when the model has one weighted layer per weighted node (tf2onnx's node
-    names carry traced scopes such as ``conv2d_1`` for the layer ``conv2d``, which would mislead).
+    A user's wrapper (``Input -> Rescaling -> MobileNetV2``) holds the network
+    as one layer, so its layers are collected from inside. One row per kernel:
+    a BatchNormalization has weights but is folded into the convolution before
+    it, a SeparableConv2D is two convolutions (``name/depthwise``, ``name/pointwise``).
     """
+    rows: list[tuple[str, str]] = []
+    models = {model.name}
+
+    def collect(layers: Iterable) -> None:
+        for layer in layers:
+            if hasattr(layer, "layers"):
+                models.add(layer.name)
+                collect(layer.layers)
+                continue
+            kernels = [name for name in map(_weight_name, layer.weights) if name.endswith("kernel")]
+            rows.extend((layer.name if len(kernels) == 1 else f"{layer.name}/{kernel.removesuffix('_kernel')}",
+                         layer.name) for kernel in kernels)
+
+    collect(getattr(model, "layers", ()))
+    return rows, models
+
+
+def _weight_name(weight) -> str:
+    """``conv2d/kernel`` (Keras 3's path; tf.keras's ``conv2d/kernel:0``) -> ``kernel``."""
+    return (getattr(weight, "path", None) or weight.name).split("/")[-1].split(":")[0]
+
+
+def _layers(model, keras_rows: Sequence[tuple[str, str]] = (), models: Collection[str] = ()) -> list[QuantLayer]:
+    """The weighted layers of the graph, each with the nodes it owns, in graph order, named by :func:`_names`."""
     from onnx import numpy_helper
 
     graph = model.graph
@@ -213,16 +254,94 @@ def _layers(model, keras_names: list[str]) -> list[QuantLayer]:
             weights = [numpy_helper.to_array(constants[name]) for name in node.input[1:3] if name in constants]
             found.append({"op": node.op_type, "nodes": [node.name], "input_shape": shapes.get(node.input[0], ()),
                           "count": int(sum(w.size for w in weights)),
-                          "bytes": int(sum(w.size * size for w, size in zip(weights, _INT8_BYTES)))})
+                          "bytes": int(sum(w.size * size for w, size in zip(weights, _INT8_BYTES))),
+                          "scopes": _scopes([node.name, *node.input[1:]]), "name": node.name})
         elif found:
             found[-1]["nodes"].append(node.name)
-    names = keras_names if len(keras_names) == len(found) else [_short_name(d["nodes"][0], d["op"], i)
-                                                                for i, d in enumerate(found)]
+    names = _names([d["scopes"] for d in found], list(keras_rows))
+    names = [name or _short_name(d["name"], d["op"], i, models) for i, (name, d) in enumerate(zip(names, found))]
+    names = [name if names.count(name) == 1 else f"{name}#{i}" for i, name in enumerate(names)]  # unique: keys
     return [QuantLayer(i, names[i], d["op"], tuple(d["nodes"]), d["input_shape"], d["count"], d["bytes"])
             for i, d in enumerate(found)]
 
 
-def _short_name(node: str, op: str, index: int) -> str:
-    """``model/conv2d_1/BiasAdd`` -> ``conv2d_1``; the op and its position when the name says nothing."""
+def _scopes(names: Iterable[str]) -> list[str]:
+    """The path components of a node's name and of its weights' names (``a/conv_1/Conv:0`` -> a, conv_1, Conv):
+    tf2onnx names both after the Keras layers they come from (a BatchNormalization folded into a convolution
+    names the node, the convolution its weights)."""
+    return [part.split(":")[0] for name in names for part in name.split("/") if part]
+
+
+def _names_layer(scope: str, layer: str) -> bool:
+    """Whether a graph scope is that of the Keras layer: its name, or its name with the suffix tracing adds
+    (``conv2d_1`` for ``conv2d``, which is why a name alone can be ambiguous)."""
+    return scope == layer or re.fullmatch(re.escape(layer) + r"_\d+", scope) is not None
+
+
+def _names(scopes: list[list[str]], rows: list[tuple[str, str]]) -> list[str | None]:
+    """Per weighted node, its Keras row name (None where the graph cannot tell).
+
+    One row per node in the same order (the usual case) is taken as is, unless
+    a node's scopes name other Keras layers but not its row's (a different
+    order, e.g. of parallel branches). Otherwise each node takes the one layer
+    its scopes can name, repeatedly, so ``conv2d_1`` resolves once another node
+    has claimed ``conv2d``'s or ``conv2d_1``'s row.
+    """
+    layers = {layer for _, layer in rows}
+    named = [{layer for layer in layers if any(_names_layer(s, layer) for s in node)} for node in scopes]
+    if len(rows) == len(scopes) and all(not found or layer in found for found, (_, layer) in zip(named, rows)):
+        return [row for row, _ in rows]
+    left: dict[str, list[str]] = {}
+    for row, layer in rows:
+        left.setdefault(layer, []).append(row)
+    found: list[str | None] = [None] * len(scopes)
+    progress = True
+    while progress:
+        progress = False
+        for i, candidates in enumerate(named):
+            live = [layer for layer in candidates if left.get(layer)] if found[i] is None else []
+            if len(live) == 1:
+                found[i], progress = left[live[0]].pop(0), True
+    return found
+
+
+def _short_name(node: str, op: str, index: int, models: Collection[str] = ()) -> str:
+    """``model/conv2d_1/BiasAdd`` -> ``conv2d_1``: the first scope below the outer one that is not a model's (a
+    nested model's scope would name every layer in it alike); the op and its position when the name says nothing."""
     parts = node.split("/")
-    return parts[1] if len(parts) >= 3 else f"{op.lower()}_{index}"
+    inner = [part for part in parts[1:-1] if not any(_names_layer(part, name) for name in models)]
+    return inner[0] if inner else f"{op.lower()}_{index}"
+
+
+def _cut(model, layer: QuantLayer) -> tuple[tuple[str, ...], str]:
+    """The tensors a layer's cut reads and the one it writes.
+
+    Its output is the last tensor its nodes compute from its weighted node's
+    (nodes after it in graph order may belong to a parallel branch). Its inputs
+    are every non-constant tensor its nodes read on the way there that no node of
+    the layer writes: the weighted node's input, and for a residual Add, a
+    squeeze-and-excitation Mul or a Concat the tensor an earlier layer wrote.
+    Declaring only the first would let ``onnx.utils.Extractor`` follow that
+    tensor back to the model's input and make a graph that reads an undeclared input.
+    """
+    graph = model.graph
+    by_name = {node.name: node for node in graph.node}
+    owned = [by_name[name] for name in layer.nodes]
+    constants = {init.name for init in graph.initializer} | {""}
+    constants |= {out for node in graph.node if node.op_type == "Constant" for out in node.output}
+    derived, output = set(owned[0].output), owned[0].output[0]
+    for node in owned[1:]:
+        if any(name in derived for name in node.input):
+            derived.update(node.output)
+            output = node.output[0]
+    writer = {out: node for node in owned for out in node.output}
+    needed: set[str] = set()
+    stack = [output]
+    while stack:
+        node = writer.get(stack.pop())
+        if node is not None and node.name not in needed:
+            needed.add(node.name)
+            stack.extend(node.input)
+    inputs = [name for node in owned if node.name in needed for name in node.input
+              if name not in constants and name not in writer]
+    return tuple(dict.fromkeys(inputs)), output

@@ -85,11 +85,14 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, threads: int | None = None,
-             providers: Sequence[str] | None = None) -> "Predictor":
+             providers: Sequence[str] | None = None, class_names: Sequence[str] | None = None,
+             preprocessing: dict[str, Any] | None = None) -> "Predictor":
         """Load a ``.onnx``, ``.tflite`` or ``.keras`` model with its class names and preprocessing.
 
         ``threads`` sets the runtime's intra-op threads; ``providers`` the ONNX
-        Runtime execution providers (default: CPU).
+        Runtime execution providers (default: CPU). ``class_names`` and
+        ``preprocessing`` describe the model when the caller knows better than the
+        file, e.g. a bundle's manifest for its Keras model kept in another folder.
         """
         path = Path(path)
         if not path.exists():
@@ -98,7 +101,7 @@ class Predictor:
             raise ModelFileError(f"model path {path} is a folder, expected a file ({', '.join(BACKENDS)})")
         runtime = backend_class(path)(path, threads=threads, providers=providers)
         _first_run(runtime)
-        classes, preprocessing, precision, notes = _model_info(runtime)
+        classes, preprocessing, precision, notes = _model_info(runtime, class_names, preprocessing)
         return cls(runtime, classes=classes, preprocessing=preprocessing, precision=precision, notes=notes)
 
     @property
@@ -278,16 +281,23 @@ def _first_run(runtime: Backend) -> None:
 _UNDESCRIBED = "no edgecnn model card, no matching manifest"
 
 
-def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str, list[str]]:
-    """Class names, preprocessing and precision: the bundle manifest, else the model's own metadata (its card).
+def _model_info(runtime: Backend, class_names: Sequence[str] | None = None,
+                preprocessing: dict[str, Any] | None = None) -> tuple[tuple[str, ...], dict[str, Any], str, list[str]]:
+    """Class names, preprocessing and precision: the caller's, else the bundle manifest, else the model's own
+    metadata (its card).
 
-    A file described by neither gets class indices as labels and preprocessing
-    read from its input shape, each with a note: never another model's (e.g.
-    Fashion-MNIST's) labels or image size.
+    A file described by none of them gets class indices as labels and
+    preprocessing read from the model itself (its input shape, and the input
+    range its own rescaling layer fixes), each with a note: never another
+    model's (e.g. Fashion-MNIST's) labels or image size, never a range the model
+    contradicts.
     """
     notes: list[str] = []
     found = {"class_names": None, "preprocessing": None, "precision": None}
-    for source, described in (_metadata_description(runtime, notes), _manifest_description(runtime.path, notes)):
+    given = ("the caller", {"class_names": list(class_names) if class_names is not None else None,
+                            "preprocessing": preprocessing})
+    for source, described in (_metadata_description(runtime, notes), _manifest_description(runtime.path, notes),
+                              given):
         for key, value in described.items():
             if value is not None:
                 found[key] = value
@@ -300,12 +310,18 @@ def _model_info(runtime: Backend) -> tuple[tuple[str, ...], dict[str, Any], str,
     elif len(names) != runtime.num_classes:
         raise ModelFileError(f"{names_source} lists {len(names)} class names but {runtime.path} "
                              f"has {runtime.num_classes} outputs")
+    own = runtime.own_input_range
     if preprocessing is None:
-        preprocessing = {"resize": "center-crop"}  # the default for a model other than the reference; the rest
-        # (size from the model, input range 0-1, probabilities, no background) is what complete_preprocessing adds
+        # the default for a model other than the reference; the rest (size from the model, probabilities, no
+        # background) is what complete_preprocessing adds
+        preprocessing = {"resize": "center-crop", "input_range": own[0] if own else "0-1"}
+        pixels = f"input range {own[0]} ({own[1]})" if own else "pixels scaled to 0-1"
         notes.append(f"{runtime.path.name} carries no preprocessing ({_UNDESCRIBED}): assumed from its "
-                     f"{'x'.join(map(str, runtime.input_shape))} input: pixels scaled to 0-1, center-crop resize, "
+                     f"{'x'.join(map(str, runtime.input_shape))} input: {pixels}, center-crop resize, "
                      "probabilities out, no auto-invert")
+    elif own and preprocessing.get("input_range", "0-1") != own[0]:
+        raise ModelFileError(f"{runtime.path}: the preprocessing recorded for it reads input range "
+                             f"{preprocessing.get('input_range', '0-1')}, but {own[1]}, so it reads {own[0]}")
     try:
         preprocessing = sized_preprocessing(preprocessing, runtime.input_shape)
     except ValueError as exc:

@@ -49,6 +49,9 @@ class Backend(ABC):
     #: Precision read from the model itself, named as the exporters name it:
     #: "float32", "float16", "dynamic" (int8 weights, float activations) or "int8".
     precision: str
+    #: (input range, why) that the model's own layers fix, e.g. a Keras model's leading ``Rescaling``; None when the
+    #: file cannot tell (an export's card records it instead).
+    own_input_range: tuple[str, str] | None = None
 
     @abstractmethod
     def run_native(self, x: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import tfquiet
-from ..model import load_model, model_io
+from ..model import detected_input_range, load_model, model_io
 from .base import Backend, check_threads, image_input_shape
 
 
@@ -38,6 +38,7 @@ class KerasBackend(Backend):
         self.metadata = {}
         self.precision = str(model.compute_dtype)  # "float32", or "float16"/"bfloat16" under a mixed policy
         self.model = model
+        self.own_input_range = detected_input_range(model)
         # One traced graph for every batch size: faster than eager calls, and safe to call from many threads.
         spec = tf.TensorSpec((None, *self.input_shape), tf.float32, name="input")
         self._call = tf.function(lambda x: model(x, training=False), input_signature=[spec])

@@ -64,8 +64,8 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
                            item_show_func=lambda item: item) as bar:
         for folder, folder_targets in groups.items():
             ref, test = refs[folder], tests[folder]
-            ref.probs = (_predict(ref.path, test.x, bar, "reference")[0] if ref.kind == "keras"
-                         else load_saved_probs(ref, test.y))
+            ref.probs = (_predict(ref.path, test.x, bar, "reference", described_by=manifests[folder])[0]
+                         if ref.kind == "keras" else load_saved_probs(ref, test.y))
             bundle = _verify_bundle(folder, ref, folder_targets, test.x, test.y, gate, bar)
             bundle.notes += _reference_notes(ref, manifests[folder])
             bundle.test_source = test.source
@@ -146,11 +146,17 @@ def _verify_one(target: Target, ref_probs: np.ndarray, ref_accuracy: float, x_te
     return result, probs
 
 
-def _predict(path: Path, x: np.ndarray, bar, label: str):
-    """Run ``path`` on all of ``x`` in large batches through the Predictor."""
+def _predict(path: Path, x: np.ndarray, bar, label: str, described_by: Manifest | None = None):
+    """Run ``path`` on all of ``x`` in large batches through the Predictor.
+
+    ``described_by``: the bundle's manifest, whose class names and preprocessing
+    the Keras reference follows wherever its file lives (it carries no card).
+    """
     from ..runtime import Predictor
 
-    predictor = Predictor.load(path)
+    described = {"class_names": described_by.class_names, "preprocessing": described_by.preprocessing} \
+        if described_by is not None and described_by.preprocessing is not None else {}
+    predictor = Predictor.load(path, **described)
     chunks = []
     for start in range(0, len(x), BATCH):
         chunks.append(np.asarray(predictor.predict(x[start:start + BATCH]), dtype=np.float32))
