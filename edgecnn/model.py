@@ -183,12 +183,16 @@ def detected_input_range(model) -> tuple[str, str] | None:
     return None
 
 
+def all_layers(model) -> list:
+    """Every layer in order, each nested model's layers right after the nested model itself: a user's wrapper
+    (``Input -> Rescaling -> MobileNetV2``) holds the whole network as one layer."""
+    found = []
+    for layer in getattr(model, "layers", ()):
+        found.append(layer)
+        found += all_layers(layer)
+    return found
+
+
 def layer_names(model) -> set[str]:
-    """Every layer name of the model, nested models' included (graph scopes are named after them)."""
-    names: set[str] = set()
-    stack = [model]
-    while stack:
-        layer = stack.pop()
-        names.add(layer.name)
-        stack.extend(getattr(layer, "layers", ()))
-    return names
+    """Every layer name of the model and its own, nested models' included (graph scopes are named after them)."""
+    return {model.name, *(layer.name for layer in all_layers(model))}

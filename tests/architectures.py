@@ -131,7 +131,9 @@ def _settle_batchnorm(model, input_shape: tuple[int, int, int], seed: int) -> No
     (mean 0, variance 1) activations vanish through a deep untrained network and every image gets the same output."""
     import numpy as np
 
-    layers = [layer for layer in _all_layers(model) if type(layer).__name__ == "BatchNormalization"]
+    from edgecnn.model import all_layers
+
+    layers = [layer for layer in all_layers(model) if type(layer).__name__ == "BatchNormalization"]
     if not layers:
         return
     x = np.random.default_rng(seed).random((16, *input_shape), dtype=np.float32) * 255
@@ -144,16 +146,8 @@ def _settle_batchnorm(model, input_shape: tuple[int, int, int], seed: int) -> No
 
 def fast_batchnorm(model, momentum: float = 0.9) -> None:
     """Lower every BatchNorm's momentum, so a few epochs move its moving statistics to the data's."""
-    for layer in _all_layers(model):
+    from edgecnn.model import all_layers
+
+    for layer in all_layers(model):
         if type(layer).__name__ == "BatchNormalization":
             layer.momentum = momentum
-
-
-def _all_layers(model) -> list:
-    """Every layer, nested models' layers after the nested model itself."""
-    found = []
-    for layer in model.layers:
-        found.append(layer)
-        if hasattr(layer, "layers"):
-            found += _all_layers(layer)
-    return found

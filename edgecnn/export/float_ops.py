@@ -7,6 +7,7 @@ int16x8.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,6 @@ _CONVERSION_OPS = frozenset({"QUANTIZE", "DEQUANTIZE"})
 
 def refused_ops(exc: BaseException) -> dict[str, str]:
     """Op name -> reason, from the converter's error (it names only the first op it refuses); empty: not a refusal."""
-    import re
-
     refused: dict[str, str] = {}
     for pattern, reason in _REFUSALS.items():
         for op in re.findall(pattern, str(exc)):
@@ -65,8 +64,6 @@ def _layer_of(tensor: str, keras_names: set[str]) -> str:
     root scope is suffixed, every scope is read without its suffix first. The innermost scope as it is
     when no layer matches.
     """
-    import re
-
     scopes = tensor.split(";")[0].split("/")[:-1]
     if not scopes:
         return tensor

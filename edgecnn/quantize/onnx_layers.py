@@ -57,8 +57,8 @@ class CalibratedONNX:
             # shapes inferred again: the stem rewrite drops them, and cutting a layer out of the graph needs them
             self._prepared = onnx.shape_inference.infer_shapes(onnx.load(str(prepared)))
         self.layers = _layers(self._prepared, *_keras_layers(source.model))
-        #: per layer, the tensors its cut reads and the one it writes (see :func:`_cut`)
-        self._cuts = [_cut(self._prepared, layer) for layer in self.layers]
+        #: per layer, the tensors its cut reads and the one it writes (see :func:`_cuts`)
+        self._cuts = _cuts(self._prepared, self.layers)
 
     def quantize(self, float_layers: Collection[QuantLayer]) -> bytes:
         """The serialized int8 model (float input and output) with these layers kept in float (cached)."""
@@ -219,20 +219,17 @@ def _keras_layers(model) -> tuple[list[tuple[str, str]], set[str]]:
     a BatchNormalization has weights but is folded into the convolution before
     it, a SeparableConv2D is two convolutions (``name/depthwise``, ``name/pointwise``).
     """
+    from ..model import all_layers
+
+    layers = all_layers(model)
+    models = {model.name, *(layer.name for layer in layers if hasattr(layer, "layers"))}
     rows: list[tuple[str, str]] = []
-    models = {model.name}
-
-    def collect(layers: Iterable) -> None:
-        for layer in layers:
-            if hasattr(layer, "layers"):
-                models.add(layer.name)
-                collect(layer.layers)
-                continue
-            kernels = [name for name in map(_weight_name, layer.weights) if name.endswith("kernel")]
-            rows.extend((layer.name if len(kernels) == 1 else f"{layer.name}/{kernel.removesuffix('_kernel')}",
-                         layer.name) for kernel in kernels)
-
-    collect(getattr(model, "layers", ()))
+    for layer in layers:
+        if hasattr(layer, "layers"):
+            continue
+        kernels = [name for name in map(_weight_name, layer.weights) if name.endswith("kernel")]
+        rows.extend((layer.name if len(kernels) == 1 else f"{layer.name}/{kernel.removesuffix('_kernel')}",
+                     layer.name) for kernel in kernels)
     return rows, models
 
 
@@ -313,8 +310,8 @@ def _short_name(node: str, op: str, index: int, models: Collection[str] = ()) ->
     return inner[0] if inner else f"{op.lower()}_{index}"
 
 
-def _cut(model, layer: QuantLayer) -> tuple[tuple[str, ...], str]:
-    """The tensors a layer's cut reads and the one it writes.
+def _cuts(model, layers: Sequence[QuantLayer]) -> list[tuple[tuple[str, ...], str]]:
+    """Per layer, the tensors its cut reads and the one it writes.
 
     Its output is the last tensor its nodes compute from its weighted node's
     (nodes after it in graph order may belong to a parallel branch). Its inputs
@@ -326,9 +323,13 @@ def _cut(model, layer: QuantLayer) -> tuple[tuple[str, ...], str]:
     """
     graph = model.graph
     by_name = {node.name: node for node in graph.node}
-    owned = [by_name[name] for name in layer.nodes]
     constants = {init.name for init in graph.initializer} | {""}
     constants |= {out for node in graph.node if node.op_type == "Constant" for out in node.output}
+    return [_cut([by_name[name] for name in layer.nodes], constants) for layer in layers]
+
+
+def _cut(owned: list, constants: set[str]) -> tuple[tuple[str, ...], str]:
+    """One layer's cut (see :func:`_cuts`) from its nodes, weighted node first."""
     derived, output = set(owned[0].output), owned[0].output[0]
     for node in owned[1:]:
         if any(name in derived for name in node.input):
