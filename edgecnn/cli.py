@@ -7,6 +7,7 @@ shows the traceback of anything.
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from . import tfquiet
 from .errors import EdgecnnError, first_line
 from .export import ALL as ALL_FORMATS, DEFAULT_MAX_ACCURACY_DROP, FORMATS as EXPORT_FORMATS  # light: TF lazily
 from .preprocess import INPUT_RANGES, RESIZE_MODES  # light: numpy and Pillow
-from .quantize import CHOOSERS  # light: TF lazily
+from .quantize import CHOOSERS, Progress  # light: TF lazily
 from .runtime.base import MAX_THREADS  # light: numpy only
 
 PathArg = click.Path(path_type=Path)
@@ -73,6 +74,30 @@ def main() -> None:
 
 DATA_HELP = ("The labelled images: class folders (DIR/<class>/* or DIR/train|test[|val]/<class>/*), a .npz "
              "('x'/'y', optional 'x_test'/'y_test', 'class_names') or the Fashion-MNIST IDX folder.")
+
+
+#: Seconds between two layer-progress lines when stderr is a log, not a terminal: a few lines a minute at most.
+LOG_EVERY_S = 5.0
+
+
+def layer_progress() -> Progress:
+    """Shows the int8 formats' per-layer measurements on stderr with the seconds each step has taken: one line
+    rewritten in place on a terminal; in a log, a step's first and last lines and one every LOG_EVERY_S between."""
+    tty = sys.stderr.isatty()
+    step = {"what": None, "started": 0.0, "shown": 0.0, "width": 0}
+
+    def show(what: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if what != step["what"]:
+            step.update(what=what, started=now, shown=now)
+        elif not tty and done < total and now - step["shown"] < LOG_EVERY_S:
+            return
+        step["shown"] = now
+        line = f"{what}: {done}/{total} layers ({now - step['started']:.0f} s)"
+        click.echo(f"\r{line:<{step['width']}}" if tty else line, err=True, nl=not tty or done == total)
+        step["width"] = 0 if done == total else len(line)  # a finished step's line stays; the next starts anew
+
+    return show
 
 
 def data_option(*aliases: str, help: str = DATA_HELP):
@@ -201,7 +226,8 @@ def export(model_path, formats, out, calibration_samples, data, input_range, res
     result = export_model(model_path, formats or (ALL_FORMATS,), out, data=data,
                           calibration_samples=calibration_samples, opset=opset, unsafe=unsafe, batch=batch,
                           input_range=input_range, resize=resize, max_accuracy_drop=None if all_int8 else max_accuracy_drop,
-                          measure_latency=not no_latency, on_progress=progress)
+                          measure_latency=not no_latency, on_progress=progress,
+                          on_layer_progress=layer_progress())
     click.echo(result.table())
     click.echo(f"manifest -> {result.manifest_path}")
     for note in result.notes:
@@ -242,7 +268,7 @@ def explain(model_path, formats, max_accuracy_drop, calibration_samples, data, i
     choices, validation = explain_model(model_path or default_bundle() / MODEL_FILE,
                                         formats=formats or None, max_accuracy_drop=max_accuracy_drop,
                                         calibration_samples=calibration_samples, data=data, input_range=input_range,
-                                        measure_latency=not no_latency, unsafe=unsafe)
+                                        measure_latency=not no_latency, unsafe=unsafe, on_progress=layer_progress())
     click.echo(explain_tables(choices))
     if json_path is not None:
         write_json(json_path, explain_json(choices, validation))

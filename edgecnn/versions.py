@@ -35,10 +35,28 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: CPU features that decide int8 and float kernel speed (x86 SIMD and 8-bit dot products; ARM's dot product).
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`SPEED_FLAGS` this CPU lists in /proc/cpuinfo: int8 speed differs with them between machines."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    listed = set(line.split(":", 1)[1].split())
+                    return [flag for flag in SPEED_FLAGS if flag in listed]
+    except OSError:
+        pass
+    return []
+
+
 def machine() -> dict[str, object]:
     """What a benchmark or a training time was measured on."""
     return {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "arch": platform.machine(),
         "system": f"{platform.system()} {platform.release()}",

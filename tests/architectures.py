@@ -46,9 +46,9 @@ def _apps():
     return tfquiet.keras().applications
 
 
-def _app(name: str, **options) -> Callable[[], Any]:
+def _app(name: str, *, classes: int = CLASSES, **options) -> Callable[[], Any]:
     def build():
-        return getattr(_apps(), name)(input_shape=(SIZE, SIZE, 3), weights=None, classes=CLASSES, **options)
+        return getattr(_apps(), name)(input_shape=(SIZE, SIZE, 3), weights=None, classes=classes, **options)
     return build
 
 
@@ -58,12 +58,12 @@ def reference_cnn():
     return build_model((28, 28, 1), 10)
 
 
-def nested_wrapper():
+def nested_wrapper(classes: int = CLASSES, alpha: float = 0.35):
     """The user's wrapper: ``Input -> Rescaling -> MobileNetV2`` as a nested model (preprocessing outside it)."""
     from edgecnn import tfquiet
 
     keras = tfquiet.keras()
-    inner = _apps().MobileNetV2(input_shape=(SIZE, SIZE, 3), weights=None, classes=CLASSES, alpha=0.35)
+    inner = _app("MobileNetV2", classes=classes, alpha=alpha)()
     inputs = keras.Input((SIZE, SIZE, 3), name="image")
     return keras.Model(inputs, inner(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)), name="wrapped")
 
@@ -151,3 +151,58 @@ def fast_batchnorm(model, momentum: float = 0.9) -> None:
     for layer in all_layers(model):
         if type(layer).__name__ == "BatchNormalization":
             layer.momentum = momentum
+
+
+#: The architectures trained briefly on real images by the e2e tests and ``bench/architectures.py``: the ones
+#: users ship to phones first, in the three shapes their preprocessing comes in (inside as Rescaling, outside in
+#: the user's wrapper, inside as Rescaling + Normalization).
+TRAINED = ("mobilenet-v3-small", "nested-wrapper", "efficientnet-b0")
+#: Fashion-MNIST classes as the trained copies see them.
+REAL_CLASSES = 10
+
+
+def fashion_folders(root, *, train: int, test: int):
+    """The first ``train`` and ``test`` Fashion-MNIST images as 32x32 RGB PNGs in ``root/{train,test}/<class>/``:
+    real images in the class-folder layout a user's own data comes in."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from edgecnn.datasets import load_dataset
+
+    root, data = Path(root), load_dataset(allow_download=False)
+    names = [name.replace("/", " or ") for name in data.names(REAL_CLASSES)]  # "T-shirt/top" is no folder name
+    for split, images, labels, count in (("train", data.x_train, data.y_train, train),
+                                         ("test", data.x_test, data.y_test, test)):
+        for name in names:
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            picture = Image.fromarray(images[i].squeeze()).resize((SIZE, SIZE), Image.BILINEAR).convert("RGB")
+            picture.save(root / split / names[labels[i]] / f"{i:05d}.png")
+    return root
+
+
+def train_briefly(name: str, folders, *, epochs: int = 3, seed: int = 0):
+    """The named architecture with 10 classes, trained ``epochs`` epochs on ``folders`` (see
+    :func:`fashion_folders`), BatchNorm momentum lowered so its moving statistics follow (see the module docstring)."""
+    import numpy as np
+
+    from edgecnn import tfquiet
+    from edgecnn.datasets.folders import load_folders
+
+    keras = tfquiet.keras()
+    keras.utils.set_random_seed(seed)
+    model = _TRAINED_BUILDS[name]()
+    fast_batchnorm(model)
+    data = load_folders(folders)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(data.x_train.astype(np.float32), data.y_train, batch_size=64, epochs=epochs, verbose=0)
+    return model
+
+
+#: At the families' default sizes (alpha 1.0), as users ship them.
+_TRAINED_BUILDS: dict[str, Callable[[], Any]] = {
+    "mobilenet-v3-small": _app("MobileNetV3Small", classes=REAL_CLASSES, include_preprocessing=True),
+    "nested-wrapper": lambda: nested_wrapper(REAL_CLASSES, alpha=1.0),
+    "efficientnet-b0": _app("EfficientNetB0", classes=REAL_CLASSES),
+}

@@ -20,7 +20,7 @@ def slower_in_int8(name: str):
     """A stand-in for ``CalibratedONNX.layer_latencies``: layer ``name`` 3x slower in int8, the others 2x faster."""
     from edgecnn.quantize.latency import LayerLatency
 
-    def measured(self, images, *, runs=None):
+    def measured(self, images, *, runs=None, on_progress=None):
         return [LayerLatency(layer.op, layer.input_shape, 10e-6, 30e-6 if layer.name == name else 5e-6)
                 for layer in self.layers]
 

@@ -27,6 +27,7 @@ from ..model_card import model_card
 from . import onnx as onnx_export
 from . import ort
 from . import tflite
+from ..quantize.latency import Progress
 from ..quantize.mixed import DEFAULT_MAX_ACCURACY_DROP
 from .entry import export_entry, set_model, stale_exports
 from .preprocessing import decide_preprocessing
@@ -107,7 +108,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
                  calibration_samples: int = 500, opset: int = 17, unsafe: bool = False, batch: int | None = None,
                  input_range: str | None = None, resize: str | None = None,
                  max_accuracy_drop: float | None = DEFAULT_MAX_ACCURACY_DROP, measure_latency: bool = True,
-                 on_progress: Callable[[str, str], None] | None = None) -> ExportResult:
+                 on_progress: Callable[[str, str], None] | None = None,
+                 on_layer_progress: Progress | None = None) -> ExportResult:
     """Write the requested exports of a ``.keras`` model to ``out`` (default: the model's folder).
 
     ``data`` holds the labelled images (class folders, a .npz or the Fashion-MNIST
@@ -119,7 +121,8 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     (see :mod:`edgecnn.export.preprocessing`).
     ``batch=1`` writes a static batch-1 signature (LiteRT.js, microcontrollers, NPUs that cannot resize);
     the default is a dynamic batch. ``on_progress(name, stage)`` is called with stage ``"start"``/``"done"`` for
-    ``"reference"`` and for each format (``"failed"`` instead of ``"done"`` for a format that could not be written).
+    ``"reference"`` and for each format (``"failed"`` instead of ``"done"`` for a format that could not be written);
+    ``on_layer_progress`` hears each layer mixed precision measures for the int8 formats (minutes on a real network).
     A format that cannot represent the model costs no other: the rest are written, and its one-line reason is
     in ``failed`` (as is each format that depends on it, e.g. ``onnx-int8`` on ``onnx``). ``max_accuracy_drop`` (points of
     validation accuracy) makes int8 exports keep the layers float that it takes
@@ -141,7 +144,7 @@ def export_model(model_path: str | os.PathLike | None = None, formats: Iterable[
     source, notes = load_source(model_path, data, calibrated=any(fmt.precision in ("int8", "int16x8") for fmt in chosen),
                                 calibration_samples=calibration_samples, opset=opset, batch=batch,
                                 input_range=input_range, resize=resize, max_accuracy_drop=max_accuracy_drop,
-                                measure_latency=measure_latency, unsafe=unsafe)
+                                measure_latency=measure_latency, on_progress=on_layer_progress, unsafe=unsafe)
     dataset = source.data
     folder = ensure_writable_dir(out if out is not None else model_path.parent)
 

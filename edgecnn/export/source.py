@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import tfquiet
+from ..batch_free import batch_free_reshapes
 from ..datasets import Dataset
 from ..datasets.splits import calibration_indices, held_out_indices
 from ..errors import EdgecnnError
 from ..preprocess import to_model_input
+
+if TYPE_CHECKING:
+    from ..quantize.latency import Progress
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
@@ -47,6 +51,8 @@ class ExportSource:
     #: Whether mixed precision times each layer (a layer slower in int8 stays float). Off: the choice rests on
     #: accuracy alone, the same on every machine.
     measure_latency: bool = True
+    #: Hears each layer mixed precision measures (see :data:`edgecnn.quantize.Progress`): minutes on a real network.
+    on_progress: Progress | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -118,5 +124,7 @@ class ExportSource:
             def serve(x):
                 return {OUTPUT_NAME: model(x, training=False)}
 
+            with batch_free_reshapes():  # traced now, once: every converter reads this concrete function
+                serve.get_concrete_function()
             self.cache["serving"] = serve
         return self.cache["serving"]

@@ -86,7 +86,8 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
                         "(give --data labelled images: class folders, or a .npz with 'y' beside 'x')"}
     from ..quantize import choose_tflite_int8
 
-    choice = choose_tflite_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency)
+    choice = choose_tflite_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency,
+                                on_progress=source.on_progress)
     path.write_bytes(embed_tflite_card(choice.model, card))
     return {**describe(path), "calibration": source.calibration_info(),
             **choice.manifest_fields(source.validation_source())}

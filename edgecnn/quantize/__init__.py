@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import tfquiet
+from .latency import Progress
 from .mixed import DEFAULT_MAX_ACCURACY_DROP, Evaluator, LayerReport, MixedChoice, choose, worst_first
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ SQNR_IMAGES = 200
 #: Calibration images the per-layer latency blocks are calibrated on.
 LATENCY_IMAGES = 200
 
-__all__ = ["CHOOSERS", "DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "choose_onnx_int8",
+__all__ = ["CHOOSERS", "DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "Progress", "choose_onnx_int8",
            "choose_tflite_int8", "worst_first"]
 
 
@@ -37,31 +38,41 @@ def _validation(source: ExportSource, run: Callable | None = None) -> Evaluator:
     return Evaluator(x_val, y_val, float_probs, run)
 
 
+def _named(name: str, on_progress: Progress | None) -> Progress | None:
+    """``on_progress`` with the format before each ``what``: export and explain measure both formats."""
+    return None if on_progress is None else lambda what, done, total: on_progress(f"{name}: {what}", done, total)
+
+
 def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
-                       measure_latency: bool = True, latency_runs: int | None = None) -> MixedChoice:
-    """Measure each layer and choose its precision; ``max_accuracy_drop`` in points of validation accuracy."""
+                       measure_latency: bool = True, latency_runs: int | None = None,
+                       on_progress: Progress | None = None) -> MixedChoice:
+    """Measure each layer and choose its precision; ``max_accuracy_drop`` in points of validation accuracy;
+    ``on_progress`` hears each layer measured, its ``what`` led by ``tflite-int8: ``."""
     from .latency import RUNS, layer_latencies
     from .tflite_layers import CalibratedTFLite
 
+    on_progress = _named("tflite-int8", on_progress)
     evaluate = _validation(source)
     calibrated = CalibratedTFLite(source, evaluate.x[:SQNR_IMAGES])
-    latencies = (layer_latencies(source.model, source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS)
-                 if measure_latency else None)
-    return choose(calibrated, evaluate, max_accuracy_drop, latencies)
+    latencies = (layer_latencies(source.model, source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS,
+                                 on_progress=on_progress) if measure_latency else None)
+    return choose(calibrated, evaluate, max_accuracy_drop, latencies, on_progress=on_progress)
 
 
 def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
-                     measure_latency: bool = True, latency_runs: int | None = None) -> MixedChoice:
+                     measure_latency: bool = True, latency_runs: int | None = None,
+                     on_progress: Progress | None = None) -> MixedChoice:
     """The same for ``onnx-int8``, each layer timed alone in onnxruntime (a thin first convolution, the float
     stem, is the one its int8 kernel tends to lose on; the measurement decides)."""
     from .latency import RUNS
     from .onnx_layers import CalibratedONNX, run_onnx
 
+    on_progress = _named("onnx-int8", on_progress)
     evaluate = _validation(source, run_onnx)
     calibrated = CalibratedONNX(source, evaluate.x[:SQNR_IMAGES])
-    latencies = (calibrated.layer_latencies(source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS)
-                 if measure_latency else None)
-    return choose(calibrated, evaluate, max_accuracy_drop, latencies)
+    latencies = (calibrated.layer_latencies(source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS,
+                                            on_progress=on_progress) if measure_latency else None)
+    return choose(calibrated, evaluate, max_accuracy_drop, latencies, on_progress=on_progress)
 
 
 #: The int8 formats mixed precision serves, and the function that measures and chooses for each.

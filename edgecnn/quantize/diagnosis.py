@@ -14,6 +14,7 @@ from typing import Any, Iterable
 
 from ..bench.output import seconds
 from ..fileio import format_bytes
+from .latency import Progress
 from .mixed import DEFAULT_MAX_ACCURACY_DROP, MixedChoice, worst_first
 
 
@@ -21,9 +22,9 @@ def explain_model(model_path: str | os.PathLike, *, formats: Iterable[str] | Non
                   max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
                   calibration_samples: int = 500, data: str | os.PathLike | None = None,
                   input_range: str | None = None, measure_latency: bool = True,
-                  unsafe: bool = False) -> tuple[dict[str, MixedChoice], str]:
+                  unsafe: bool = False, on_progress: Progress | None = None) -> tuple[dict[str, MixedChoice], str]:
     """Measure every layer of the ``.keras`` model for each int8 format (default: all); the choices by format
-    and where validation came from."""
+    and where validation came from. ``on_progress`` hears each layer measured (minutes on a real network)."""
     from ..errors import EdgecnnError
     from ..export import load_source
     from . import CHOOSERS
@@ -36,7 +37,7 @@ def explain_model(model_path: str | os.PathLike, *, formats: Iterable[str] | Non
         raise EdgecnnError(f"--max-accuracy-drop must be 0 or more points, got {max_accuracy_drop}")
     source, _ = load_source(Path(model_path), data, calibrated=True, unsafe=unsafe, input_range=input_range,
                             calibration_samples=calibration_samples)
-    choices = {name: CHOOSERS[name](source, max_accuracy_drop, measure_latency=measure_latency)
+    choices = {name: CHOOSERS[name](source, max_accuracy_drop, measure_latency=measure_latency, on_progress=on_progress)
                for name in CHOOSERS if name in formats}
     return choices, source.validation_source()
 

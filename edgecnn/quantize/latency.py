@@ -12,15 +12,32 @@ no whole-model figure shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
 from .. import tfquiet
+from ..batch_free import batch_free_reshapes
 from ..bench.timing import time_alternating
 
 #: Timed calls per block and precision; alternating blocks of BLOCK calls.
 RUNS, BLOCK, WARMUP = 1000, 50, 100
+
+#: ``on_progress(what, done, total)`` of the per-layer measurements: ``done`` of ``total`` layers, from 0 to
+#: ``total`` for each ``what``. A real network (EfficientNetB0: about 80 layers, seconds each) takes minutes.
+Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
+
+
+def counted(items: Sequence[T], what: str, on_progress: Progress | None) -> Iterator[T]:
+    """``items`` one by one, telling ``on_progress`` 0 first and then each one done (nothing when empty)."""
+    if on_progress is None or not items:
+        yield from items
+        return
+    on_progress(what, 0, len(items))
+    for done, item in enumerate(items, 1):
+        yield item
+        on_progress(what, done, len(items))
 
 
 @dataclass(frozen=True)
@@ -58,9 +75,10 @@ def layer_blocks(model: Any) -> list[list[Any]] | None:
     return blocks
 
 
-def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS) -> list[LayerLatency] | None:
+def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS,
+                    on_progress: Progress | None = None) -> list[LayerLatency] | None:
     """Float32 and int8 p50 of each layer block (calibrated on ``images``, float32 model input); None when
-    the model is not a plain stack of layers."""
+    the model is not a plain stack of layers. ``on_progress``: each block timed."""
     from ai_edge_litert.interpreter import Interpreter
 
     tf = tfquiet.tensorflow()
@@ -69,7 +87,7 @@ def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS) -> list
         return None
     x = np.asarray(images, dtype=np.float32)
     found = []
-    for block in blocks:
+    for block in counted(blocks, "timing float32 and int8", on_progress):
         shape = tuple(x.shape[1:])
 
         def apply(t, block=block):
@@ -78,6 +96,8 @@ def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS) -> list
             return t
 
         fn = tf.function(apply, input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
+        with batch_free_reshapes():  # timed as the exported file runs it
+            fn.get_concrete_function()
         calls = []
         for precision in ("float32", "int8"):
             converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)

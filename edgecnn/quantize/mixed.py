@@ -21,7 +21,7 @@ from typing import Callable, Collection, Protocol, Sequence
 
 import numpy as np
 
-from .latency import LayerLatency
+from .latency import LayerLatency, Progress, counted
 
 #: Points of validation accuracy the int8 model may lose against float by default: half the int8 verify
 #: gate (1.0 point), so that the gap between the validation split and the test set stays inside the gate.
@@ -157,13 +157,17 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
-           latencies: Sequence[LayerLatency] | None = None) -> MixedChoice:
-    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured)."""
+           latencies: Sequence[LayerLatency] | None = None, *, on_progress: Progress | None = None) -> MixedChoice:
+    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
+
+    ``on_progress`` hears of each candidate evaluated: every layer alone, then each greedy round's.
+    """
     layers = calibrated.layers
     timed = list(latencies) if latencies is not None and len(latencies) == len(layers) else None
     sqnr = calibrated.layer_sqnr()
     base_acc, base_err = evaluate(calibrated.quantize(()))
-    alone = {layer.index: evaluate(calibrated.quantize((layer,))) for layer in layers}
+    alone = {layer.index: evaluate(calibrated.quantize((layer,)))
+             for layer in counted(layers, "measuring harm", on_progress)}
     reasons: dict[int, str] = {}
     accuracy, error = base_acc, base_err
 
@@ -171,17 +175,20 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         chosen = [layer for layer in layers if layer.index in reasons or layer is extra]
         return alone[extra.index] if len(chosen) == 1 else evaluate(calibrated.quantize(chosen))
 
-    for layer in layers:
-        if timed and timed[layer.index].ratio >= SLOWER_IN_INT8:
-            acc, err = with_float(layer)
-            if acc >= accuracy or evaluate.float_accuracy - acc <= budget_points / 100 + 1e-12:
-                reasons[layer.index], accuracy, error = "latency", acc, err
+    slower = [layer for layer in layers if timed and timed[layer.index].ratio >= SLOWER_IN_INT8]
+    for layer in counted(slower, "trying float for speed", on_progress):
+        acc, err = with_float(layer)
+        if acc >= accuracy or evaluate.float_accuracy - acc <= budget_points / 100 + 1e-12:
+            reasons[layer.index], accuracy, error = "latency", acc, err
     budget = budget_points / 100
+    rounds = 0
     while evaluate.float_accuracy - accuracy > budget + 1e-12:
         remaining = [layer for layer in layers if layer.index not in reasons]
         if not remaining:
             break
-        scored = [(with_float(layer), layer) for layer in remaining]
+        rounds += 1
+        scored = [(with_float(layer), layer)
+                  for layer in counted(remaining, f"choosing float layers (round {rounds})", on_progress)]
         (accuracy, error), best = max(scored, key=lambda item: (
             item[0][0], -item[0][1], -(timed[item[1].index].float32_s - timed[item[1].index].int8_s) if timed else 0,
             -item[1].index))

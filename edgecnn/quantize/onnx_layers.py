@@ -15,22 +15,23 @@ time it alone) between every tensor its nodes read from outside it and its
 output: a residual Add, a squeeze-and-excitation Mul or a Concat reads a tensor
 an earlier layer wrote, and a cut given only the weighted node's input would
 reach back through that tensor to the model's input. Layers are named after the
-Keras layers, those of nested models included. One difference matters when
-choosing: in QDQ form a tensor is quantized again at the input of every int8
-node that reads it, so a tensor int8 cannot hold stays float only when its
-writer and its readers all do (TFLite's denylist keeps a float layer's output float).
+Keras layers, those of nested models included, as TFLite's are (:mod:`.keras_names`).
+One difference matters when choosing: in QDQ form a tensor is quantized again
+at the input of every int8 node that reads it, so a tensor int8 cannot hold
+stays float only when its writer and its readers all do (TFLite's denylist
+keeps a float layer's output float).
 """
 from __future__ import annotations
 
-import re
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Collection, Iterable, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
 import numpy as np
 
 from .error import channel_nsr, sqnr_db
-from .latency import RUNS, LayerLatency, time_layer
+from .keras_names import Rows, keras_layers, layer_names, scopes
+from .latency import RUNS, LayerLatency, Progress, counted, time_layer
 from .mixed import EVAL_BATCH, QuantLayer
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class CalibratedONNX:
             prepared, _ = onnx_export.prepare(source, Path(work))
             # shapes inferred again: the stem rewrite drops them, and cutting a layer out of the graph needs them
             self._prepared = onnx.shape_inference.infer_shapes(onnx.load(str(prepared)))
-        self.layers = _layers(self._prepared, *_keras_layers(source.model))
+        self.layers = _layers(self._prepared, *keras_layers(source.model))
         #: per layer, the tensors its cut reads and the one it writes (see :func:`_cuts`)
         self._cuts = _cuts(self._prepared, self.layers)
 
@@ -114,7 +115,8 @@ class CalibratedONNX:
             sqnr[layer.name] = sqnr_db(channel_nsr(real, quantized, axis=1))
         return sqnr
 
-    def layer_latencies(self, images: np.ndarray, *, runs: int = RUNS) -> list[LayerLatency]:
+    def layer_latencies(self, images: np.ndarray, *, runs: int = RUNS,
+                        on_progress: Progress | None = None) -> list[LayerLatency]:
         """Float32 and int8 p50 of each layer alone at batch 1, one thread (:func:`.latency.time_layer`).
 
         Each layer is cut (``onnx.utils.Extractor``) from the float graph between
@@ -129,7 +131,7 @@ class CalibratedONNX:
         graph's activations there on the first of ``images``. A cut
         pays the layout changes onnxruntime adds at its ends (Transpose around an
         int8 Conv, NCHWc reorders around a float one), which inside the whole
-        model neighbouring layers may share.
+        model neighbouring layers may share. ``on_progress``: each layer timed.
         """
         import onnx
 
@@ -148,8 +150,8 @@ class CalibratedONNX:
             session = _session(extractor.extract_model(starts, [end]).SerializeToString())
             return lambda: session.run(None, feeds)
 
-        found = []
-        for layer, (inputs, output) in zip(self.layers, self._cuts):
+        found, cuts = [], list(zip(self.layers, self._cuts))
+        for layer, (inputs, output) in counted(cuts, "timing float32 and int8", on_progress):
             found.append(time_layer(" + ".join(nodes[name].op_type for name in layer.nodes), layer.input_shape,
                                     call(float_graph, list(inputs), output),
                                     call(int8_graph, [quantized.get(name, name) for name in inputs],
@@ -210,36 +212,11 @@ def _shapes(model) -> dict[str, tuple[int, ...]]:
     return found
 
 
-def _keras_layers(model) -> tuple[list[tuple[str, str]], set[str]]:
-    """The Keras layers that become weighted ONNX nodes, as (row name, layer name) in layer order, nested models'
-    layers included; and the names of the models (their scopes name no layer).
-
-    A user's wrapper (``Input -> Rescaling -> MobileNetV2``) holds the network
-    as one layer, so its layers are collected from inside. One row per kernel:
-    a BatchNormalization has weights but is folded into the convolution before
-    it, a SeparableConv2D is two convolutions (``name/depthwise``, ``name/pointwise``).
-    """
-    from ..model import all_layers
-
-    layers = all_layers(model)
-    models = {model.name, *(layer.name for layer in layers if hasattr(layer, "layers"))}
-    rows: list[tuple[str, str]] = []
-    for layer in layers:
-        if hasattr(layer, "layers"):
-            continue
-        kernels = [name for name in map(_weight_name, layer.weights) if name.endswith("kernel")]
-        rows.extend((layer.name if len(kernels) == 1 else f"{layer.name}/{kernel.removesuffix('_kernel')}",
-                     layer.name) for kernel in kernels)
-    return rows, models
-
-
-def _weight_name(weight) -> str:
-    """``conv2d/kernel`` (Keras 3's path; tf.keras's ``conv2d/kernel:0``) -> ``kernel``."""
-    return (getattr(weight, "path", None) or weight.name).split("/")[-1].split(":")[0]
-
-
-def _layers(model, keras_rows: Sequence[tuple[str, str]] = (), models: Collection[str] = ()) -> list[QuantLayer]:
-    """The weighted layers of the graph, each with the nodes it owns, in graph order, named by :func:`_names`."""
+def _layers(model, keras_rows: Rows = (), models: Collection[str] = ()) -> list[QuantLayer]:
+    """The weighted layers of the graph, each with the nodes it owns, in graph order, named after the Keras layers
+    (:func:`.keras_names.layer_names`) from the scopes of each weighted node's name and its weights' names (tf2onnx
+    names both after the Keras layers they come from: a BatchNormalization folded into a convolution names the
+    node, the convolution its weights)."""
     from onnx import numpy_helper
 
     graph = model.graph
@@ -252,62 +229,13 @@ def _layers(model, keras_rows: Sequence[tuple[str, str]] = (), models: Collectio
             found.append({"op": node.op_type, "nodes": [node.name], "input_shape": shapes.get(node.input[0], ()),
                           "count": int(sum(w.size for w in weights)),
                           "bytes": int(sum(w.size * size for w, size in zip(weights, _INT8_BYTES))),
-                          "scopes": _scopes([node.name, *node.input[1:]]), "name": node.name})
+                          "scopes": scopes([node.name, *node.input[1:]]), "name": node.name})
         elif found:
             found[-1]["nodes"].append(node.name)
-    names = _names([d["scopes"] for d in found], list(keras_rows))
-    names = [name or _short_name(d["name"], d["op"], i, models) for i, (name, d) in enumerate(zip(names, found))]
-    names = [name if names.count(name) == 1 else f"{name}#{i}" for i, name in enumerate(names)]  # unique: keys
+    names = layer_names([d["scopes"] for d in found], [d["name"] for d in found], [d["op"] for d in found],
+                        keras_rows, models)
     return [QuantLayer(i, names[i], d["op"], tuple(d["nodes"]), d["input_shape"], d["count"], d["bytes"])
             for i, d in enumerate(found)]
-
-
-def _scopes(names: Iterable[str]) -> list[str]:
-    """The path components of a node's name and of its weights' names (``a/conv_1/Conv:0`` -> a, conv_1, Conv):
-    tf2onnx names both after the Keras layers they come from (a BatchNormalization folded into a convolution
-    names the node, the convolution its weights)."""
-    return [part.split(":")[0] for name in names for part in name.split("/") if part]
-
-
-def _names_layer(scope: str, layer: str) -> bool:
-    """Whether a graph scope is that of the Keras layer: its name, or its name with the suffix tracing adds
-    (``conv2d_1`` for ``conv2d``, which is why a name alone can be ambiguous)."""
-    return scope == layer or re.fullmatch(re.escape(layer) + r"_\d+", scope) is not None
-
-
-def _names(scopes: list[list[str]], rows: list[tuple[str, str]]) -> list[str | None]:
-    """Per weighted node, its Keras row name (None where the graph cannot tell).
-
-    One row per node in the same order (the usual case) is taken as is, unless
-    a node's scopes name other Keras layers but not its row's (a different
-    order, e.g. of parallel branches). Otherwise each node takes the one layer
-    its scopes can name, repeatedly, so ``conv2d_1`` resolves once another node
-    has claimed ``conv2d``'s or ``conv2d_1``'s row.
-    """
-    layers = {layer for _, layer in rows}
-    named = [{layer for layer in layers if any(_names_layer(s, layer) for s in node)} for node in scopes]
-    if len(rows) == len(scopes) and all(not found or layer in found for found, (_, layer) in zip(named, rows)):
-        return [row for row, _ in rows]
-    left: dict[str, list[str]] = {}
-    for row, layer in rows:
-        left.setdefault(layer, []).append(row)
-    found: list[str | None] = [None] * len(scopes)
-    progress = True
-    while progress:
-        progress = False
-        for i, candidates in enumerate(named):
-            live = [layer for layer in candidates if left.get(layer)] if found[i] is None else []
-            if len(live) == 1:
-                found[i], progress = left[live[0]].pop(0), True
-    return found
-
-
-def _short_name(node: str, op: str, index: int, models: Collection[str] = ()) -> str:
-    """``model/conv2d_1/BiasAdd`` -> ``conv2d_1``: the first scope below the outer one that is not a model's (a
-    nested model's scope would name every layer in it alike); the op and its position when the name says nothing."""
-    parts = node.split("/")
-    inner = [part for part in parts[1:-1] if not any(_names_layer(part, name) for name in models)]
-    return inner[0] if inner else f"{op.lower()}_{index}"
 
 
 def _cuts(model, layers: Sequence[QuantLayer]) -> list[tuple[tuple[str, ...], str]]:

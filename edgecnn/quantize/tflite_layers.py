@@ -6,18 +6,20 @@ one cheap ``mlir_quantize`` call with ``denylisted_nodes``, not a new
 calibration. A *layer* here is one weighted op (convolution, fully connected)
 with the weightless ops that follow it up to the next weighted op (pooling,
 reshape, softmax): keeping a layer float keeps that whole run float, so the
-activation between two float layers is never quantized.
+activation between two float layers is never quantized. Layers are named after
+the Keras layers, those of nested models included, as ONNX's are (:mod:`.keras_names`).
 """
 from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Collection, Iterator
 
 import numpy as np
 
 from .. import tfquiet
 from .error import channel_nsr, sqnr_db
+from .keras_names import Rows, keras_layers, layer_names, scopes
 from .mixed import QuantLayer
 
 if TYPE_CHECKING:
@@ -53,8 +55,7 @@ class CalibratedTFLite:
         with _quiet():
             self.debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=tflite.converter(source, configure), debug_dataset=tflite.representative(held_out))
-        keras_names = [layer.name for layer in getattr(source.model, "layers", ()) if layer.weights]
-        self.layers = _layers(self.quantize(()), keras_names)
+        self.layers = _layers(self.quantize(()), *keras_layers(source.model))
 
     def quantize(self, float_layers) -> bytes:
         """The quantized model (float input and output) with these :class:`QuantLayer` kept in float."""
@@ -97,11 +98,14 @@ def _channel_nsr(float_values: np.ndarray, quantized: np.ndarray, scale: float, 
     return channel_nsr(float_values, (quantized.astype(np.float64) - zero_point) * scale, axis=-1)
 
 
-def _layers(model: bytes, keras_names: list[str]) -> list[QuantLayer]:
+def _layers(model: bytes, keras_rows: Rows = (), models: Collection[str] = ()) -> list[QuantLayer]:
     """The weighted layers of a quantized model, each with the ops it owns, in graph order.
 
-    Named after the Keras layers when the model has one weighted layer per weighted op (graph tensor names
-    carry traced scopes such as ``conv2d_1`` for the layer ``conv2d``, which would mislead).
+    Named after the Keras layers (:func:`.keras_names.layer_names`) from the
+    scopes of each weighted op's output names: a fused op's output joins the
+    names of what it fused (``.../block_1_expand_1/convolution;.../block_1_expand_BN_1/...``).
+    Not from its weights' names: the converter may merge equal constants (zero
+    biases) into one tensor named after one of the ops that read it.
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -114,17 +118,11 @@ def _layers(model: bytes, keras_names: list[str]) -> list[QuantLayer]:
             weights = [tensors[i] for i in op["inputs"][1:] if i >= 0]
             data = tensors[op["inputs"][0]]
             layers.append({"op": op["op_name"], "nodes": outputs, "input_shape": tuple(int(d) for d in data["shape"][1:]),
-                           "count": int(sum(np.prod(w["shape"]) for w in weights)),
+                           "scopes": scopes(outputs), "count": int(sum(np.prod(w["shape"]) for w in weights)),
                            "bytes": int(sum(np.prod(w["shape"]) * np.dtype(w["dtype"]).itemsize for w in weights))})
         elif layers and op["op_name"] not in _BOOKKEEPING_OPS:
             layers[-1]["nodes"].extend(outputs)
-    names = keras_names if len(keras_names) == len(layers) else [_short_name(d["nodes"][0], d["op"], i)
-                                                                  for i, d in enumerate(layers)]
+    names = layer_names([d["scopes"] for d in layers], [d["nodes"][0].split(";")[0] for d in layers],
+                        [d["op"] for d in layers], keras_rows, models)
     return [QuantLayer(i, names[i], d["op"], tuple(d["nodes"]), d["input_shape"],
                        d["count"], d["bytes"]) for i, d in enumerate(layers)]
-
-
-def _short_name(tensor: str, op: str, index: int) -> str:
-    """``model/conv2d_1/Relu;...`` -> ``conv2d_1``; the op and its position when the name says nothing."""
-    parts = tensor.split(";")[0].split("/")
-    return parts[-2] if len(parts) >= 3 else f"{op.lower()}_{index}"

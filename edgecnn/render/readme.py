@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 from ..bundle.files import BENCH_FILE, MANIFEST_FILE, METRICS_FILE, TRAINING_FILE, VERIFY_FILE, default_bundle
 from ..bundle.results import load_bundle
@@ -59,17 +60,30 @@ def figures_markdown(folder: str | os.PathLike | None = None, *, relative_to: st
 
 def update_readme(readme: str | os.PathLike, folder: str | os.PathLike | None = None) -> bool:
     """Rewrite the figures block of ``readme`` from ``folder``'s results; True when the file changed."""
+    return replace_block(readme, START, END, lambda: figures_markdown(folder, relative_to=Path(readme).resolve().parent),
+                         "the figures")
+
+
+def block_text(text: str, start: str, end: str) -> str | None:
+    """What a README holds between its ``start`` and ``end`` markers (None: not exactly one such block)."""
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        return None
+    return text.split(start)[1].split(end)[0].strip("\n")
+
+
+def replace_block(readme: str | os.PathLike, start: str, end: str, block: Callable[[], str], what: str) -> bool:
+    """Rewrite the text between ``start`` and ``end`` in ``readme`` with ``block()``; True when the file changed.
+
+    The only writer of README blocks: a README without exactly one block is an error, never appended to."""
     readme = Path(readme)
     try:
         text = readme.read_text(encoding="utf-8")
     except OSError as exc:
         raise EdgecnnError(f"cannot read {readme}: {exc.strerror or exc}") from exc
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise EdgecnnError(f"{readme} needs exactly one {START} ... {END} block for the figures")
-    before, rest = text.split(START)
-    after = rest.split(END)[1]
-    block = figures_markdown(folder, relative_to=readme.resolve().parent)
-    updated = f"{before}{START}\n{block}\n{END}{after}"
+    if block_text(text, start, end) is None:
+        raise EdgecnnError(f"{readme} needs exactly one {start} ... {end} block for {what}")
+    before, rest = text.split(start)
+    updated = f"{before}{start}\n{block()}\n{end}{rest.split(end)[1]}"
     if updated == text:
         return False
     write_text(readme, updated)

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .. import tfquiet
 from ..errors import MissingExtraError, require
+from ..runtime.xnnpack import xnnpack_coverage
 
 _BUILTIN = re.compile(r"^[A-Z0-9_]+$")  # LiteRT builtin operator names; custom ones are CamelCase
 NEEDS_TF = "not checked: needs TensorFlow (pip install edgecnn[train])"
@@ -63,7 +64,7 @@ def tflite_compatibility(path: Path) -> Compatibility | None:
                         "(re-export without SELECT_TF_OPS)")
     if set(custom) - set(flex):
         failures.append(f"needs custom ops {', '.join(sorted(set(custom) - set(flex)))}: not builtin LiteRT ops")
-    xnnpack = _xnnpack(path) if not custom else {"checked": False, "why": "the graph has non-builtin ops"}
+    xnnpack = xnnpack_coverage(path) if not custom else {"checked": False, "why": "the graph has non-builtin ops"}
     gpu = _gpu(path)
     summary = [f"ops: {'only builtin' if not custom else 'NOT only builtin'} ({', '.join(sorted(set(ops)))})",
                "XNNPACK: " + (("whole graph" if xnnpack["whole_graph"] else
@@ -73,33 +74,6 @@ def tflite_compatibility(path: Path) -> Compatibility | None:
                "GPU delegate: " + gpu["summary"]]
     return Compatibility(summary, {"ops": sorted(set(ops)), "builtin_only": not custom, "flex_ops": flex,
                                    "xnnpack": xnnpack, "gpu": gpu}, failures)
-
-
-def _xnnpack(path: Path) -> dict[str, Any]:
-    """How many nodes the default XNNPACK delegate takes, from the partitions it replaced them with."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    with tfquiet.quiet():
-        interpreter = Interpreter(model_path=str(path))
-        interpreter.allocate_tensors()
-    nodes = interpreter._get_ops_details()
-    original = [n for n in nodes if n["op_name"] != "DELEGATE"]
-    producer = {int(t): n["index"] for n in original for t in n["outputs"]}
-    by_index = {n["index"]: n for n in original}
-    taken: set[int] = set()
-    partitions = [n for n in nodes if n["op_name"] == "DELEGATE"]
-    for partition in partitions:  # walk back from the partition's outputs to its inputs
-        boundary, stack = {int(t) for t in partition["inputs"]}, [int(t) for t in partition["outputs"]]
-        while stack:
-            tensor = stack.pop()
-            node = producer.get(tensor)
-            if tensor in boundary or node is None or node in taken:
-                continue
-            taken.add(node)
-            stack += [int(t) for t in by_index[node]["inputs"] if int(t) >= 0]
-    rest = [n["op_name"] for n in original if n["index"] not in taken]
-    return {"checked": True, "nodes": len(original), "delegated_nodes": len(taken), "partitions": len(partitions),
-            "whole_graph": not rest and len(partitions) == 1, "not_delegated": rest}
 
 
 def _gpu(path: Path) -> dict[str, Any]:
