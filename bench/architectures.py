@@ -63,14 +63,14 @@ def _train(name: str, folders: Path, out: Path, epochs: int) -> dict:
     from edgecnn.datasets.folders import load_folders
 
     started = time.perf_counter()
-    model = train_briefly(name, folders, epochs=epochs)
+    data = load_folders(folders)
+    model = train_briefly(name, data, epochs=epochs)
     seconds = time.perf_counter() - started
     model.save(out)
-    test = load_folders(folders)
-    probs = model.predict(test.x_test.astype(np.float32), verbose=0, batch_size=256)
+    probs = model.predict(data.x_test.astype(np.float32), verbose=0, batch_size=256)
     return {"keras_class": _keras_class(model), "params": int(model.count_params()), "epochs": epochs,
-            "train_images": int(len(test.x_train)), "seconds": round(seconds, 1),
-            "test_accuracy": round(float(np.mean(probs.argmax(1) == test.y_test)), 4)}
+            "train_images": int(len(data.x_train)), "seconds": round(seconds, 1),
+            "test_accuracy": round(float(np.mean(probs.argmax(1) == data.y_test)), 4)}
 
 
 def _keras_class(model) -> str:
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: delegate partitions and latency ...", file=sys.stderr, flush=True)
         row["delegate"] = _delegate(root / "model.keras", folders, root)
         record["architectures"][name] = row
-        record.update(created=utc_now(), machine={k: v for k, v in machine().items()},
+        record.update(created=utc_now(), machine=machine(),
                       config={"train_images": args.train, "test_images": args.test, "epochs": args.epochs,
                               "export_limit_s": args.export_limit, "data": "Fashion-MNIST as 32x32 RGB PNG folders",
                               "latency": f"LiteRT + XNNPACK, 1 thread, batch 1, p50 of {LATENCY_RUNS} alternated runs"})

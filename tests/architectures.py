@@ -182,19 +182,18 @@ def fashion_folders(root, *, train: int, test: int):
     return root
 
 
-def train_briefly(name: str, folders, *, epochs: int = 3, seed: int = 0):
-    """The named architecture with 10 classes, trained ``epochs`` epochs on ``folders`` (see
-    :func:`fashion_folders`), BatchNorm momentum lowered so its moving statistics follow (see the module docstring)."""
+def train_briefly(name: str, data, *, epochs: int = 3, seed: int = 0):
+    """The named architecture with 10 classes, trained ``epochs`` epochs on the training split of ``data`` (a
+    :class:`edgecnn.datasets.Dataset`, e.g. :func:`fashion_folders` loaded), BatchNorm momentum lowered so its
+    moving statistics follow (see the module docstring)."""
     import numpy as np
 
     from edgecnn import tfquiet
-    from edgecnn.datasets.folders import load_folders
 
     keras = tfquiet.keras()
     keras.utils.set_random_seed(seed)
     model = _TRAINED_BUILDS[name]()
     fast_batchnorm(model)
-    data = load_folders(folders)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(data.x_train.astype(np.float32), data.y_train, batch_size=64, epochs=epochs, verbose=0)
     return model

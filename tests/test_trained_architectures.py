@@ -36,10 +36,10 @@ def _trained(name: str, root: Path, folders: Path) -> None:
     from edgecnn.datasets.folders import load_folders
 
     root.mkdir(parents=True)
-    model = train_briefly(name, folders, epochs=EPOCHS)
+    data = load_folders(folders)
+    model = train_briefly(name, data, epochs=EPOCHS)
     model.save(root / "model.keras")
-    test = load_folders(folders)
-    accuracy = float(np.mean(model.predict(test.x_test.astype(np.float32), verbose=0).argmax(1) == test.y_test))
+    accuracy = float(np.mean(model.predict(data.x_test.astype(np.float32), verbose=0).argmax(1) == data.y_test))
     (root / "keras_accuracy.json").write_text(json.dumps(accuracy), encoding="utf-8")
     formats = [arg for fmt in FLOAT_FORMATS for arg in ("--format", fmt)]
     exported = invoke("export", "--model", str(root / "model.keras"), "--out", str(root / "bundle"),
