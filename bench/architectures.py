@@ -115,7 +115,8 @@ def _delegate(model_path: Path, folders: Path, work: Path) -> dict:
     from ai_edge_litert.interpreter import Interpreter
 
     from edgecnn.bench.timing import time_alternating
-    from edgecnn.export import export_model, source
+    from edgecnn.convert import source
+    from edgecnn.export import export_model
     from edgecnn.runtime.xnnpack import xnnpack_coverage
 
     variants = {"dynamic, Keras's reshapes": {"batch": None, "keras_reshapes": True},

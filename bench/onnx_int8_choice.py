@@ -20,7 +20,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from export_check import p50_us
-from edgecnn.export.onnx import apply_float_stem
+from edgecnn.convert.onnx import apply_float_stem
 from edgecnn.datasets import calibration_images, load_dataset
 from edgecnn.preprocess import to_model_input
 from edgecnn.versions import machine

@@ -17,7 +17,8 @@ from . import tfquiet
 from .errors import EdgecnnError, first_line
 from .export import ALL as ALL_FORMATS, DEFAULT_MAX_ACCURACY_DROP, FORMATS as EXPORT_FORMATS  # light: TF lazily
 from .preprocess import INPUT_RANGES, RESIZE_MODES  # light: numpy and Pillow
-from .quantize import CHOOSERS, Progress  # light: TF lazily
+from .progress import Progress
+from .quantize import CHOOSERS  # light: TF lazily
 from .runtime.base import MAX_THREADS  # light: numpy only
 
 PathArg = click.Path(path_type=Path)
@@ -263,7 +264,7 @@ def explain(model_path, formats, max_accuracy_drop, calibration_samples, data, i
     from .bundle.files import MODEL_FILE, default_bundle
     from .errors import EXIT_FAILED
     from .fileio import write_json
-    from .quantize.diagnosis import explain_json, explain_model, explain_tables
+    from .explain import explain_json, explain_model, explain_tables
 
     choices, validation = explain_model(model_path or default_bundle() / MODEL_FILE,
                                         formats=formats or None, max_accuracy_drop=max_accuracy_drop,

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import EdgecnnError
+from .errors import EdgecnnError, ModelFileError
 
 TMP_PREFIX = ".edgecnn-tmp-"
 
@@ -219,3 +219,18 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_model_bytes(path: Path, kind: str) -> bytes:
+    """The model file's bytes, or a one-line error for a missing, empty or unreadable file."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"model file {path} not found") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"model path {path} is a folder, expected a {kind} file") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read model file {path}: {exc.strerror or exc}") from None
+    if not data:
+        raise ModelFileError(f"model file {path} is empty (0 bytes)")
+    return data

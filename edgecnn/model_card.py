@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError
+from .fileio import read_model_bytes
 
 CARD_FORMAT = "edgecnn-model-card"
 CARD_VERSION = 1
@@ -189,8 +190,6 @@ class _FlatBuffer:
 def _load(model: bytes | str | os.PathLike, name: str | os.PathLike | None) -> tuple[str | os.PathLike, bytes]:
     if isinstance(model, (bytes, bytearray, memoryview)):
         return name or "TFLite model", bytes(model)
-    from .runtime.base import read_model_bytes
-
     return name or model, read_model_bytes(Path(model), "TFLite (.tflite)")
 
 

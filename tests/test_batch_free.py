@@ -80,7 +80,7 @@ def test_any_batch_still_matches_keras(exported, fmt):
 
 
 def test_the_check_sees_keras_own_reshapes(tmp_path, monkeypatch):
-    from edgecnn.export import source
+    from edgecnn.convert import source
     from edgecnn.runtime.xnnpack import xnnpack_coverage
 
     monkeypatch.setattr(source, "batch_free_reshapes", contextlib.nullcontext)

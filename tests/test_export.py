@@ -197,7 +197,7 @@ def test_tflite_int8_records_its_layer_choice_and_its_tensors(bundle):
     entry = read_manifest(folder)["exports"]["tflite-int8"]
     layers, mixed = entry["layers"], entry["mixed_precision"]
     assert [layer["name"] for layer in layers] == ["conv2d", "conv2d_1", "dense", "dense_1"]
-    assert all(layer["reason"] in ("error", "latency", "budget") for layer in layers)
+    assert all(layer["reason"] in ("error", "latency", "delegate", "budget") for layer in layers)
     assert mixed["met"] and mixed["max_accuracy_drop_points"] == 0.5 and "not among the calibration" in mixed["validation_source"]
     assert inp["dtype"] == out["dtype"] == np.float32
     assert entry["inputs"][0]["dtype"] == entry["outputs"][0]["dtype"] == "float32"
@@ -396,7 +396,7 @@ def test_cli_prints_progress_and_a_table(tiny_bundle, tiny_data, tmp_path):
 
 def testapply_float_stem_rewrite_keeps_the_float_model_identical(tiny_bundle, tmp_path):
     """The Conv->Relu->MaxPool stem reordered to Conv->MaxPool->Relu computes the same numbers."""
-    from edgecnn.export.onnx import apply_float_stem
+    from edgecnn.convert.onnx import apply_float_stem
     from edgecnn.quantize.mixed import SLOWER_IN_INT8
 
     folder = tiny_bundle

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from edgecnn.datasets import Dataset
-from edgecnn.export.source import ExportSource
+from edgecnn.convert.source import ExportSource
 from edgecnn.preprocess import DEFAULT_PREPROCESSING
 
 SCALE = 100.0
@@ -274,6 +274,6 @@ def test_the_quantize_package_imports_on_its_own_without_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, edgecnn.quantize.diagnosis; assert 'tensorflow' not in sys.modules"
+    code = "import sys, edgecnn.explain; assert 'tensorflow' not in sys.modules"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

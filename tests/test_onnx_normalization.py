@@ -117,7 +117,7 @@ def test_constants_left_as_graph_inputs_fail_in_one_line(tmp_path: Path, monkeyp
     """Should a converter leave model constants as graph inputs again, the onnx format fails with one line that
     says so (the other formats are unaffected), not with a KeyError from the dimension update."""
     from edgecnn import tfquiet
-    from edgecnn.export import onnx as onnx_export
+    from edgecnn.convert import onnx as onnx_convert
 
     keras = tfquiet.keras()
     model = keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Normalization(mean=MEAN, variance=VARIANCE),
@@ -130,7 +130,7 @@ def test_constants_left_as_graph_inputs_fail_in_one_line(tmp_path: Path, monkeyp
         inputs = [t.name for t in concrete.inputs if t.dtype != tf.dtypes.resource]
         return concrete.graph.as_graph_def(add_shapes=True), inputs, [t.name for t in concrete.outputs]
 
-    monkeypatch.setattr(onnx_export, "frozen_serving_graph", unfrozen)
+    monkeypatch.setattr(onnx_convert, "frozen_serving_graph", unfrozen)
     result = export_onnx(model, tmp_path)
     message = result.failed["onnx"]
     assert "\n" not in message

@@ -48,14 +48,13 @@ class Bundle:
         return f"{why}; run `{MADE_BY.get(name, 'edgecnn pipeline')}` (or `edgecnn pipeline`) to make it"
 
     @property
-    def class_names(self) -> list[str]:
+    def class_names(self) -> list[str] | None:
+        """As recorded (None: a bundle made before names were recorded; the report then shows the default's)."""
         if self.manifest and self.manifest.class_names is not None:
             return list(self.manifest.class_names)
         if self.metrics and isinstance(self.metrics.get("class_names"), list):
             return [str(c) for c in self.metrics["class_names"]]
-        from ..datasets.fashion_mnist import CLASS_NAMES  # the default model's, for bundles made before names were recorded
-
-        return list(CLASS_NAMES)
+        return None
 
 
 def _json_object(path: Path, what: str) -> dict:

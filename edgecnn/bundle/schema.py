@@ -147,13 +147,16 @@ class LayerPrecision:
     name: str
     op: str
     precision: str  # "int8" | "float32" | "int16x8"
-    reason: str  # "error" (kept float: the worst harm), "latency" (int8 kernel slower), "budget" (the drop allows it)
+    #: "error" (kept float: the worst harm), "latency" (int8 kernel slower), "delegate" (its int8 ops run outside
+    #: XNNPACK, and the whole model measured faster with it float), "budget" (the drop allows int8)
+    reason: str
     sqnr_db: float | None = None
     harm_points: float | None = None
     float32_s: float | None = None  # the layer alone at batch 1, 1 thread, p50 (None: not timed)
     int8_s: float | None = None
     weight_bytes_float32: int | None = None  # as stored in the float32 and the int8 file (None: older manifests)
     weight_bytes_int8: int | None = None
+    cpu_ops: list[str] = field(default_factory=list)  # its int8 ops XNNPACK leaves on the CPU (e.g. HARD_SWISH)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ class MixedPrecision:
     all_int8_accuracy: float
     accuracy: float
     met: bool
+    #: The whole-model timing behind reason "delegate" (mixed.DelegateCheck); None when no layer needed it.
+    delegate: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

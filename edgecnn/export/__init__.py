@@ -27,11 +27,11 @@ from ..model_card import model_card
 from . import onnx as onnx_export
 from . import ort
 from . import tflite
-from ..quantize.latency import Progress
 from ..quantize.mixed import DEFAULT_MAX_ACCURACY_DROP
 from .entry import export_entry, set_model, stale_exports
 from .preprocessing import decide_preprocessing
-from .source import ExportSource
+from ..convert.source import ExportSource
+from ..progress import Progress
 
 
 @dataclass(frozen=True)

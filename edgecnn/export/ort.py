@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..bundle.files import REQUIRED_OPERATORS_FILE
 from ..fileio import sha256_file, write_text
+from ..convert.onnx import float32_model
 from . import onnx as onnx_export
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ OPTIMIZATION_STYLE, TARGET_PLATFORM = "Fixed", "arm"
 
 
 def export_float32(source: ExportSource, path: Path, card: dict) -> dict:
-    return _convert(onnx_export.with_card(onnx_export.float32_model(source), card, source), path)
+    return _convert(onnx_export.with_card(float32_model(source), card, source), path)
 
 
 def export_int8(source: ExportSource, path: Path, card: dict) -> dict:

@@ -2,8 +2,6 @@
 
 All four convert the same dynamic-batch ``tf.function``, so every file takes a
 batch of N images (the interpreter starts at N=1; resize its input to run more).
-The function's variables are handed to the converter in a ``tf.Module`` so it
-freezes them into the file (Keras 3 variables are not tracked by the model for TF).
 Every file carries its model card (class names, preprocessing) as a metadata entry.
 """
 from __future__ import annotations
@@ -14,25 +12,13 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import tfquiet
+from ..convert.tflite import converter, representative
 from ..model import layer_names
 from ..model_card import embed_tflite_card
 from .float_ops import float_ops, float_ops_note, refused_ops
 
 if TYPE_CHECKING:
-    from .source import ExportSource
-
-
-def converter(source: ExportSource, configure: Callable | None = None):
-    """A TFLite converter of the source's serving function, configured by ``configure(tf, converter)``."""
-    tf = tfquiet.tensorflow()
-    serve = source.serving_function()
-    holder = tf.Module()
-    holder.weights = [variable.value for variable in source.model.variables]
-    with tfquiet.quiet(stdout=True):
-        made = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
-    if configure is not None:
-        configure(tf, made)
-    return made
+    from ..convert.source import ExportSource
 
 
 def _convert(source: ExportSource, path: Path, card: dict, configure: Callable | None = None) -> dict:
@@ -41,14 +27,6 @@ def _convert(source: ExportSource, path: Path, card: dict, configure: Callable |
         model = made.convert()
     path.write_bytes(embed_tflite_card(model, card))
     return describe(path)
-
-
-def representative(images: np.ndarray) -> Callable:
-    """The converter's representative dataset: one image per sample, in order (calibration is deterministic)."""
-    def samples():
-        for i in range(len(images)):
-            yield [images[i:i + 1]]
-    return samples
 
 
 def export_float32(source: ExportSource, path: Path, card: dict) -> dict:
@@ -90,7 +68,8 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
                                 on_progress=source.on_progress)
     path.write_bytes(embed_tflite_card(choice.model, card))
     return {**describe(path), "calibration": source.calibration_info(),
-            **choice.manifest_fields(source.validation_source())}
+            **choice.manifest_fields(source.validation_source()),
+            **({"note": choice.delegate.line()} if choice.delegate is not None else {})}
 
 
 def export_full_int8(source: ExportSource, path: Path, card: dict) -> dict:

@@ -15,18 +15,18 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import tfquiet
-from .latency import Progress
+from ..progress import Progress
 from .mixed import DEFAULT_MAX_ACCURACY_DROP, Evaluator, LayerReport, MixedChoice, choose, worst_first
 
 if TYPE_CHECKING:
-    from ..export.source import ExportSource
+    from ..convert.source import ExportSource
 
 #: Held-out images the per-layer SQNR is measured on (the first of the validation split).
 SQNR_IMAGES = 200
 #: Calibration images the per-layer latency blocks are calibrated on.
 LATENCY_IMAGES = 200
 
-__all__ = ["CHOOSERS", "DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "Progress", "choose_onnx_int8",
+__all__ = ["CHOOSERS", "DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "choose_onnx_int8",
            "choose_tflite_int8", "worst_first"]
 
 
@@ -48,7 +48,7 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
                        on_progress: Progress | None = None) -> MixedChoice:
     """Measure each layer and choose its precision; ``max_accuracy_drop`` in points of validation accuracy;
     ``on_progress`` hears each layer measured, its ``what`` led by ``tflite-int8: ``."""
-    from .latency import RUNS, layer_latencies
+    from .latency import RUNS, layer_latencies, model_latencies
     from .tflite_layers import CalibratedTFLite
 
     on_progress = _named("tflite-int8", on_progress)
@@ -56,7 +56,9 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
     calibrated = CalibratedTFLite(source, evaluate.x[:SQNR_IMAGES])
     latencies = (layer_latencies(source.model, source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS,
                                  on_progress=on_progress) if measure_latency else None)
-    return choose(calibrated, evaluate, max_accuracy_drop, latencies, on_progress=on_progress)
+    time_models = (lambda models: model_latencies(models, evaluate.x[0])) if measure_latency else None
+    return choose(calibrated, evaluate, max_accuracy_drop, latencies, cpu_ops=calibrated.cpu_ops(),
+                  time_models=time_models, on_progress=on_progress)
 
 
 def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,

@@ -12,32 +12,19 @@ no whole-model figure shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .. import tfquiet
 from ..batch_free import batch_free_reshapes
 from ..bench.timing import time_alternating
+from ..progress import Progress, counted
 
 #: Timed calls per block and precision; alternating blocks of BLOCK calls.
 RUNS, BLOCK, WARMUP = 1000, 50, 100
-
-#: ``on_progress(what, done, total)`` of the per-layer measurements: ``done`` of ``total`` layers, from 0 to
-#: ``total`` for each ``what``. A real network (EfficientNetB0: about 80 layers, seconds each) takes minutes.
-Progress = Callable[[str, int, int], None]
-T = TypeVar("T")
-
-
-def counted(items: Sequence[T], what: str, on_progress: Progress | None) -> Iterator[T]:
-    """``items`` one by one, telling ``on_progress`` 0 first and then each one done (nothing when empty)."""
-    if on_progress is None or not items:
-        yield from items
-        return
-    on_progress(what, 0, len(items))
-    for done, item in enumerate(items, 1):
-        yield item
-        on_progress(what, done, len(items))
+#: Timed calls per whole candidate model (each call runs every layer: fewer are needed than per layer).
+MODEL_RUNS = 300
 
 
 @dataclass(frozen=True)
@@ -122,3 +109,27 @@ def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS,
         found.append(time_layer(" + ".join(type(layer).__name__ for layer in block), shape, *calls, runs=runs))
         x = np.asarray(apply(x))
     return found
+
+
+def model_latencies(models: Sequence[bytes], image: np.ndarray, *, runs: int = MODEL_RUNS) -> list[float]:
+    """p50 in seconds of each float-input TFLite file on one image (batch 1, 1 thread, LiteRT's default XNNPACK),
+    timed alternating in one process, so that whole candidates compare with every boundary they add."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    feed = np.asarray(image, dtype=np.float32)[None]
+    calls = []
+    for model in models:
+        with tfquiet.quiet():
+            interpreter = Interpreter(model_content=model, num_threads=1)
+            inp = interpreter.get_input_details()[0]
+            if int(inp["shape_signature"][0]) < 0:
+                interpreter.resize_tensor_input(inp["index"], feed.shape)
+            interpreter.allocate_tensors()
+
+        def call(interpreter=interpreter, index=inp["index"]):
+            interpreter.set_tensor(index, feed)
+            interpreter.invoke()
+
+        calls.append(call)
+    samples = time_alternating(calls, runs=runs, warmup=WARMUP, block=BLOCK)
+    return [float(np.median(s)) for s in samples]

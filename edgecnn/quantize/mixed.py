@@ -4,7 +4,12 @@ Start from every layer in int8. A layer whose int8 kernel is measured clearly
 slower than its float one (:data:`SLOWER_IN_INT8`) goes float when that costs no
 accuracy the budget cares about: the validation accuracy does not fall, or the
 drop stays within the budget (a free choice goes to speed; a few images of
-validation noise must not keep a slow kernel) (reason ``latency``). Then, while the drop against the float
+validation noise must not keep a slow kernel) (reason ``latency``). Layers
+whose int8 ops the runtime's accelerator leaves on the CPU (XNNPACK and int8
+HARD_SWISH) are tried float together, and go float (reason ``delegate``) when
+the whole candidate model is measured faster and the budget allows it: one
+island of CPU ops between delegate partitions may cost less than the float
+layers do, so the fact alone does not decide. Then, while the drop against the float
 model exceeds the budget, the layer whose float version recovers the most
 accuracy goes float (reason ``error``; ties: the smaller output error, then the
 cheaper float layer, then graph order), so the choice is the same on every run
@@ -17,11 +22,13 @@ for the :class:`Evaluator`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Collection, Protocol, Sequence
+from typing import Callable, Collection, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from .latency import LayerLatency, Progress, counted
+from ..bench.output import seconds
+from ..progress import Progress, counted
+from .latency import LayerLatency
 
 #: Points of validation accuracy the int8 model may lose against float by default: half the int8 verify
 #: gate (1.0 point), so that the gap between the validation split and the test set stays inside the gate.
@@ -29,6 +36,9 @@ DEFAULT_MAX_ACCURACY_DROP = 0.5
 #: int8 / float32 latency of a layer above which its int8 kernel counts as slower: a margin over timing noise,
 #: so that a close call never flips the layer choice between runs.
 SLOWER_IN_INT8 = 1.5
+#: Whole-model p50 of all-int8 / the delegated candidate above which keeping the CPU-bound layers float is
+#: faster: a margin over timing noise, as for :data:`SLOWER_IN_INT8`.
+DELEGATE_GAIN = 1.1
 #: Images per interpreter call while evaluating candidates.
 EVAL_BATCH = 256
 
@@ -74,9 +84,34 @@ class LayerReport:
     int8_s: float | None
     precision: str
     reason: str
+    cpu_ops: tuple[str, ...] = ()  # its int8 ops the runtime's accelerator leaves on the CPU (it takes them float)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "input_shape": list(self.input_shape)}
+        return {**asdict(self), "input_shape": list(self.input_shape), "cpu_ops": list(self.cpu_ops)}
+
+
+@dataclass(frozen=True)
+class DelegateCheck:
+    """The whole-model measurement behind reason ``delegate``: the CPU-bound layers in int8 against float."""
+
+    layers: int  # layers with int8 ops left on the CPU
+    ops: tuple[str, ...]  # those ops, e.g. ("HARD_SWISH",)
+    int8_s: float  # the model with them int8, p50 at batch 1, 1 thread
+    float_s: float  # with them float (delegated)
+    accuracy: float  # validation accuracy with them float
+    kept_float: bool
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ops": list(self.ops)}
+
+    def line(self) -> str:
+        """What the measurement decided, in one line (explain, and export's note)."""
+        faster = self.int8_s >= DELEGATE_GAIN * self.float_s
+        verdict = ("kept float (faster)" if self.kept_float else
+                   f"kept int8 ({'float costs more accuracy than the budget' if faster else 'float is not faster'})")
+        return (f"XNNPACK leaves int8 {', '.join(self.ops)} of {self.layers} layers on the CPU; whole model at "
+                f"batch 1: {seconds(self.int8_s)} with them int8, {seconds(self.float_s)} float "
+                f"({100 * self.accuracy:.2f}% validation accuracy): {verdict}")
 
 
 @dataclass
@@ -91,6 +126,7 @@ class MixedChoice:
     budget_points: float
     validation_images: int
     float_nodes: list[str]  # the quantizer's exclusion list for this choice (TFLite tensors, ONNX node names)
+    delegate: DelegateCheck | None = None  # None: no layer has int8 ops left on the CPU, or latency not measured
 
     @property
     def drop_points(self) -> float:
@@ -108,13 +144,15 @@ class MixedChoice:
         return {"layers": [{"name": r.name, "op": r.op, "precision": r.precision, "reason": r.reason,
                             "sqnr_db": round(r.sqnr_db, 2) if np.isfinite(r.sqnr_db) else None,
                             "harm_points": round(r.harm_points, 2), "float32_s": r.float32_s, "int8_s": r.int8_s,
-                            "weight_bytes_float32": r.weight_bytes_float32, "weight_bytes_int8": r.weight_bytes_int8}
+                            "weight_bytes_float32": r.weight_bytes_float32, "weight_bytes_int8": r.weight_bytes_int8,
+                            "cpu_ops": list(r.cpu_ops)}
                            for r in self.layers],
                 "mixed_precision": {"max_accuracy_drop_points": self.budget_points,
                                     "validation_images": self.validation_images,
                                     "validation_source": validation_source, "float_accuracy": self.float_accuracy,
                                     "all_int8_accuracy": self.all_int8_accuracy, "accuracy": self.accuracy,
-                                    "met": self.met}}
+                                    "met": self.met,
+                                    "delegate": None if self.delegate is None else self.delegate.to_dict()}}
 
 
 class Evaluator:
@@ -157,9 +195,13 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
-           latencies: Sequence[LayerLatency] | None = None, *, on_progress: Progress | None = None) -> MixedChoice:
+           latencies: Sequence[LayerLatency] | None = None, *, cpu_ops: Mapping[int, tuple[str, ...]] | None = None,
+           time_models: Callable[[Sequence[bytes]], Sequence[float]] | None = None,
+           on_progress: Progress | None = None) -> MixedChoice:
     """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
 
+    ``cpu_ops``: per layer index, its int8 ops the accelerator leaves on the CPU;
+    ``time_models`` gives the p50 of whole files (None: not timed, so those layers stay int8).
     ``on_progress`` hears of each candidate evaluated: every layer alone, then each greedy round's.
     """
     layers = calibrated.layers
@@ -175,12 +217,31 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         chosen = [layer for layer in layers if layer.index in reasons or layer is extra]
         return alone[extra.index] if len(chosen) == 1 else evaluate(calibrated.quantize(chosen))
 
+    budget = budget_points / 100
+
+    def free(acc: float) -> bool:
+        """A float choice made for speed is free when accuracy does not fall, or the drop stays within budget."""
+        return acc >= accuracy or evaluate.float_accuracy - acc <= budget + 1e-12
+
     slower = [layer for layer in layers if timed and timed[layer.index].ratio >= SLOWER_IN_INT8]
     for layer in counted(slower, "trying float for speed", on_progress):
         acc, err = with_float(layer)
-        if acc >= accuracy or evaluate.float_accuracy - acc <= budget_points / 100 + 1e-12:
+        if free(acc):
             reasons[layer.index], accuracy, error = "latency", acc, err
-    budget = budget_points / 100
+    cpu_ops = dict(cpu_ops or {})
+    delegate = None
+    stranded = [layer for layer in layers if layer.index in cpu_ops and layer.index not in reasons]
+    if stranded and time_models is not None:
+        current = [layer for layer in layers if layer.index in reasons]
+        candidate = sorted([*current, *stranded], key=lambda layer: layer.index)
+        acc, err = evaluate(calibrated.quantize(candidate))
+        int8_s, float_s = time_models([calibrated.quantize(current), calibrated.quantize(candidate)])
+        go_float = int8_s >= DELEGATE_GAIN * float_s and free(acc)
+        delegate = DelegateCheck(len(stranded), tuple(sorted({op for layer in stranded for op in cpu_ops[layer.index]})),
+                                 int8_s, float_s, acc, go_float)
+        if go_float:
+            accuracy, error = acc, err
+            reasons.update((layer.index, "delegate") for layer in stranded)
     rounds = 0
     while evaluate.float_accuracy - accuracy > budget + 1e-12:
         remaining = [layer for layer in layers if layer.index not in reasons]
@@ -200,9 +261,10 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         layer.name, layer.op, layer.input_shape, 4 * layer.weight_count, layer.int8_weight_bytes,
         sqnr[layer.name], 100 * (alone[layer.index][0] - base_acc), base_err - alone[layer.index][1],
         timed[layer.index].float32_s if timed else None, timed[layer.index].int8_s if timed else None,
-        "float32" if layer.index in reasons else "int8", reasons.get(layer.index, "budget")) for layer in layers]
+        "float32" if layer.index in reasons else "int8", reasons.get(layer.index, "budget"),
+        cpu_ops.get(layer.index, ())) for layer in layers]
     return MixedChoice(final, rows, evaluate.float_accuracy, base_acc, accuracy, budget_points, len(evaluate.y),
-                       sorted(node for layer in kept for node in layer.nodes))
+                       sorted(node for layer in kept for node in layer.nodes), delegate)
 
 
 def worst_first(rows: Sequence[LayerReport]) -> list[LayerReport]:

@@ -6,7 +6,7 @@ The ONNX counterpart of :mod:`.tflite_layers`, with the same interface
 greedy loop of :mod:`.mixed` serves both. The graph is the one ``onnx-int8``
 quantizes (onnxruntime's pre-processing, the float stem rewrite) and each
 candidate is one ``quantize_static(nodes_to_exclude=...)`` call with the
-export's own settings (:data:`edgecnn.export.onnx.QUANTIZATION`).
+export's own settings (:data:`edgecnn.convert.onnx.QUANTIZATION`).
 
 A *layer* is one weighted node (Conv, Gemm, MatMul with constant weights) with
 the nodes after it up to the next weighted one. Its error is that of its
@@ -31,11 +31,14 @@ import numpy as np
 
 from .error import channel_nsr, sqnr_db
 from .keras_names import Rows, keras_layers, layer_names, scopes
-from .latency import RUNS, LayerLatency, Progress, counted, time_layer
+from ..convert import onnx as onnx_convert
+from ..convert.onnx import CALIBRATION_BATCH, calibration_reader
+from ..progress import Progress, counted
+from .latency import RUNS, LayerLatency, time_layer
 from .mixed import EVAL_BATCH, QuantLayer
 
 if TYPE_CHECKING:
-    from ..export.source import ExportSource
+    from ..convert.source import ExportSource
 
 #: ONNX ops that carry weights (a constant second input): the units of mixed precision.
 WEIGHTED_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
@@ -49,12 +52,10 @@ class CalibratedONNX:
     def __init__(self, source: ExportSource, held_out: np.ndarray) -> None:
         import onnx
 
-        from ..export import onnx as onnx_export  # here: edgecnn.export imports this package's budget default
-
         self._source, self._held_out = source, held_out
         self._models: dict[tuple[str, ...], bytes] = {}
         with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
-            prepared, _ = onnx_export.prepare(source, Path(work))
+            prepared, _ = onnx_convert.prepare(source, Path(work))
             # shapes inferred again: the stem rewrite drops them, and cutting a layer out of the graph needs them
             self._prepared = onnx.shape_inference.infer_shapes(onnx.load(str(prepared)))
         self.layers = _layers(self._prepared, *keras_layers(source.model))
@@ -63,13 +64,11 @@ class CalibratedONNX:
 
     def quantize(self, float_layers: Collection[QuantLayer]) -> bytes:
         """The serialized int8 model (float input and output) with these layers kept in float (cached)."""
-        from ..export import onnx as onnx_export
-
         nodes = tuple(sorted(node for layer in float_layers for node in layer.nodes))
         if nodes not in self._models:
             with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
                 prepared = self._save(Path(work))
-                model = onnx_export.quantize_prepared(self._source, prepared, Path(work) / "int8.onnx", list(nodes))
+                model = onnx_convert.quantize_prepared(self._source, prepared, Path(work) / "int8.onnx", list(nodes))
             self._models[nodes] = model.SerializeToString()
         return self._models[nodes]
 
@@ -86,8 +85,6 @@ class CalibratedONNX:
         import onnx
         from onnxruntime.quantization.qdq_loss_debug import (collect_activations, create_activation_matching,
                                                              modify_model_output_intermediate_tensors)
-
-        from ..export.onnx import CALIBRATION_BATCH, calibration_reader
 
         with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
             qdq, augmented = Path(work) / "int8.onnx", Path(work) / "debug.onnx"

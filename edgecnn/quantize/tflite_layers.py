@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Collection, Iterator
 import numpy as np
 
 from .. import tfquiet
+from ..convert.tflite import converter, representative
 from .error import channel_nsr, sqnr_db
 from .keras_names import Rows, keras_layers, layer_names, scopes
 from .mixed import QuantLayer
 
 if TYPE_CHECKING:
-    from ..export.source import ExportSource
+    from ..convert.source import ExportSource
 
 #: TFLite ops that carry weights: the units of mixed precision.
 WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
@@ -43,18 +44,16 @@ class CalibratedTFLite:
     """The source calibrated once; :meth:`quantize` makes the int8 file with any layers kept float."""
 
     def __init__(self, source: ExportSource, held_out: np.ndarray) -> None:
-        from ..export import tflite  # here, not at the top: edgecnn.export imports this package's budget default
-
         tf = tfquiet.tensorflow()
 
         def configure(tf, converter):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = tflite.representative(source.calibration())
+            converter.representative_dataset = representative(source.calibration())
 
         self._held_out = held_out
         with _quiet():
             self.debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=tflite.converter(source, configure), debug_dataset=tflite.representative(held_out))
+                converter=converter(source, configure), debug_dataset=representative(held_out))
         self.layers = _layers(self.quantize(()), *keras_layers(source.model))
 
     def quantize(self, float_layers) -> bytes:
@@ -65,13 +64,28 @@ class CalibratedTFLite:
             self.debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes or None)
             return self.debugger.get_nondebug_quantized_model()
 
+    def cpu_ops(self) -> dict[int, tuple[str, ...]]:
+        """Per layer index: its int8 ops that XNNPACK leaves on the CPU but takes in float (int8 HARD_SWISH).
+
+        An op the delegate leaves out in float too (the file's last SOFTMAX, fed a
+        DEQUANTIZE) is no reason to keep its layer float, so it is not counted.
+        """
+        from ..runtime.xnnpack import cpu_ops
+
+        left_in_float = {op.op for op in cpu_ops(self.quantize(self.layers))}
+        owner = {node: layer.index for layer in self.layers for node in layer.nodes}
+        found: dict[int, set[str]] = {}
+        for op in cpu_ops(self.quantize(())):
+            index = next((owner[name] for name in op.outputs if name in owner), None)
+            if index is not None and op.op not in left_in_float:
+                found.setdefault(index, set()).add(op.op)
+        return {index: tuple(sorted(ops)) for index, ops in found.items()}
+
     def layer_sqnr(self) -> dict[str, float]:
         """Per layer (by name): SQNR in dB of its int8 output against float on the same input, held-out images.
 
         Per channel, then the median over channels (see :func:`.error.channel_nsr`).
         """
-        from ..export import tflite
-
         tf = tfquiet.tensorflow()
         with _quiet():
             self.debugger.options = tf.lite.experimental.QuantizationDebugOptions()
@@ -79,7 +93,7 @@ class CalibratedTFLite:
             options = tf.lite.experimental.QuantizationDebugOptions(
                 layer_debug_metrics={}, layer_direct_compare_metrics={"nsr": _channel_nsr})
             debugger = tf.lite.experimental.QuantizationDebugger(
-                quant_debug_model_content=instrumented, debug_dataset=tflite.representative(self._held_out),
+                quant_debug_model_content=instrumented, debug_dataset=representative(self._held_out),
                 debug_options=options)
             debugger.run()
         by_tensor = {}

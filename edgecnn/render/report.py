@@ -25,6 +25,7 @@ from ..bundle.results import MADE_BY, READERS, TEST_SET, Bundle, load_bundle
 from ..bench.output import seconds
 from ..bundle.schema import VerifiedExport
 from ..datasets.bundled import TestSet, test_set_of
+from ..datasets.fashion_mnist import CLASS_NAMES
 from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
 from ..metrics import confusion_matrix, top1
@@ -87,6 +88,11 @@ def png_file(bundle: Bundle, name: str, alt: str, css: str = "") -> str:
 SUMMARY_ROW = re.compile(r"^(\S+)\s+(\S+)\s+(\(.*?\))\s+([\d,]+)\s*$")
 
 
+def class_names(bundle: Bundle) -> list[str]:
+    """The bundle's class names; the default model's for a bundle made before names were recorded."""
+    return bundle.class_names if bundle.class_names is not None else list(CLASS_NAMES)
+
+
 def layer_rows(summary: str) -> list[list[str]]:
     """The rows of summary.txt (edgecnn's layer table): name, type, output shape, params."""
     return [list(m.groups()) for m in map(SUMMARY_ROW.match, summary.splitlines()) if m]
@@ -94,7 +100,7 @@ def layer_rows(summary: str) -> list[list[str]]:
 
 def model_facts(bundle: Bundle) -> str:
     """The classes, the preprocessing and the data: what the model is, beside how it is built."""
-    names = bundle.class_names
+    names = class_names(bundle)
     lines = [f"<b>{len(names)} classes</b>: {e(', '.join(names))}"]
     manifest = bundle.manifest
     pre = manifest.preprocessing if manifest else None
@@ -272,7 +278,7 @@ def _test_set(bundle: Bundle, data: TestSet | None) -> tuple[np.ndarray, np.ndar
 
 
 def section_errors(bundle: Bundle, data: TestSet | None) -> str:
-    names = bundle.class_names
+    names = class_names(bundle)
     parts, pictures = [], []
     matrix = bundle.verify.reference.confusion_matrix if bundle.verify else None
     if matrix is None:
@@ -330,7 +336,7 @@ def section_samples(bundle: Bundle, data: TestSet | None) -> str:
         return note(test)
     x, y, probs = test
     picks = [int(np.flatnonzero(y == k)[0]) for k in range(probs.shape[1]) if (y == k).any()]
-    chart = charts.samples_png(x[picks], probs[picks], y[picks], bundle.class_names)
+    chart = charts.samples_png(x[picks], probs[picks], y[picks], class_names(bundle))
     return ("<p>The first test image of each class with the Keras model's probabilities for the "
             f"{probs.shape[1]} classes (the predicted class in green when right, red when wrong).</p>"
             + img(chart, "test images with their predicted class probabilities"))

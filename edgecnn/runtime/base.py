@@ -67,21 +67,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z
 
 
-def read_model_bytes(path: Path, kind: str) -> bytes:
-    """The model file's bytes, or a one-line error for a missing, empty or unreadable file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelFileError(f"model file {path} not found") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"model path {path} is a folder, expected a {kind} file") from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read model file {path}: {exc.strerror or exc}") from None
-    if not data:
-        raise ModelFileError(f"model file {path} is empty (0 bytes)")
-    return data
-
-
 def image_input_shape(path: Path, dims: tuple, what: str) -> tuple[int, int, int]:
     """Check that an input shape (without batch) is an NHWC image with 1 or 3 channels."""
     if len(dims) != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in dims) or dims[-1] not in (1, 3):

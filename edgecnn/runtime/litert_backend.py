@@ -17,8 +17,9 @@ import numpy as np
 
 from .. import tfquiet
 from ..errors import ModelFileError, first_line
+from ..fileio import read_model_bytes
 from ..model_card import tflite_metadata
-from .base import Backend, Quantization, check_threads, image_input_shape, read_model_bytes
+from .base import Backend, Quantization, check_threads, image_input_shape
 
 #: Batch of one resized interpreter call: larger batches barely raise throughput
 #: and make ``allocate_tensors`` slower (14 ms at 1024 for the int8 reference).

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelFileError, first_line
-from .base import Backend, DEFAULT_MAX_BATCH, check_threads, image_input_shape, read_model_bytes
+from ..fileio import read_model_bytes
+from .base import Backend, DEFAULT_MAX_BATCH, check_threads, image_input_shape
 
 _INPUT_TYPES = {"tensor(float)": np.dtype(np.float32), "tensor(float16)": np.dtype(np.float16)}
 #: Operators that only a quantized graph holds (QDQ, QOperator and dynamic quantization).

@@ -1,19 +1,29 @@
 """How much of a TFLite file LiteRT's default XNNPACK delegate takes, from the partitions it replaced nodes with.
 
 What XNNPACK leaves out runs on LiteRT's reference CPU kernels, between
-partitions: verify reports it for phones, and benchmarks count partitions with it
-(a runtime fact, so it lives with the runtimes, not in verify).
+partitions: verify reports it for phones, benchmarks count partitions with it,
+and mixed precision weighs keeping such a layer float (a runtime fact, so it
+lives with the runtimes, not in verify or quantize).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from .. import tfquiet
 
 
-def xnnpack_coverage(model: str | os.PathLike | bytes) -> dict[str, Any]:
-    """Nodes, delegated nodes, partitions, and the ops left on the CPU."""
+@dataclass(frozen=True)
+class CpuOp:
+    """One op XNNPACK left to LiteRT's own kernels, with the names of the tensors it writes."""
+
+    op: str
+    outputs: tuple[str, ...]
+
+
+def _walk(model: str | os.PathLike | bytes) -> tuple[int, int, list[CpuOp]]:
+    """(partitions, delegated nodes, the ops left out) of the file under XNNPACK."""
     from ai_edge_litert.interpreter import Interpreter
 
     with tfquiet.quiet():
@@ -21,6 +31,7 @@ def xnnpack_coverage(model: str | os.PathLike | bytes) -> dict[str, Any]:
                        else Interpreter(model_path=os.fspath(model)))
         interpreter.allocate_tensors()
     nodes = interpreter._get_ops_details()  # noqa: SLF001 (LiteRT's only op listing)
+    names = {t["index"]: t["name"] for t in interpreter.get_tensor_details()}
     original = [n for n in nodes if n["op_name"] != "DELEGATE"]
     producer = {int(t): n["index"] for n in original for t in n["outputs"]}
     by_index = {n["index"]: n for n in original}
@@ -35,6 +46,18 @@ def xnnpack_coverage(model: str | os.PathLike | bytes) -> dict[str, Any]:
                 continue
             taken.add(node)
             stack += [int(t) for t in by_index[node]["inputs"] if int(t) >= 0]
-    rest = [n["op_name"] for n in original if n["index"] not in taken]
-    return {"checked": True, "nodes": len(original), "delegated_nodes": len(taken), "partitions": len(partitions),
-            "whole_graph": not rest and len(partitions) == 1, "not_delegated": rest}
+    rest = [CpuOp(n["op_name"], tuple(names.get(int(t), "") for t in n["outputs"] if int(t) >= 0))
+            for n in original if n["index"] not in taken]
+    return len(partitions), len(taken), rest
+
+
+def cpu_ops(model: str | os.PathLike | bytes) -> list[CpuOp]:
+    """The ops XNNPACK leaves on the CPU, in graph order."""
+    return _walk(model)[2]
+
+
+def xnnpack_coverage(model: str | os.PathLike | bytes) -> dict[str, Any]:
+    """Nodes, delegated nodes, partitions, and the ops left on the CPU."""
+    partitions, delegated, rest = _walk(model)
+    return {"checked": True, "nodes": delegated + len(rest), "delegated_nodes": delegated, "partitions": partitions,
+            "whole_graph": not rest and partitions == 1, "not_delegated": [op.op for op in rest]}

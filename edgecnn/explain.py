@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..bench.output import seconds
-from ..fileio import format_bytes
-from .latency import Progress
-from .mixed import DEFAULT_MAX_ACCURACY_DROP, MixedChoice, worst_first
+from .bench.output import seconds
+from .fileio import format_bytes
+from .progress import Progress
+from .quantize.mixed import DEFAULT_MAX_ACCURACY_DROP, MixedChoice, worst_first
 
 
 def explain_model(model_path: str | os.PathLike, *, formats: Iterable[str] | None = None,
@@ -25,9 +25,9 @@ def explain_model(model_path: str | os.PathLike, *, formats: Iterable[str] | Non
                   unsafe: bool = False, on_progress: Progress | None = None) -> tuple[dict[str, MixedChoice], str]:
     """Measure every layer of the ``.keras`` model for each int8 format (default: all); the choices by format
     and where validation came from. ``on_progress`` hears each layer measured (minutes on a real network)."""
-    from ..errors import EdgecnnError
-    from ..export import load_source
-    from . import CHOOSERS
+    from .errors import EdgecnnError
+    from .export import load_source
+    from .quantize import CHOOSERS
 
     formats = set(CHOOSERS if formats is None else formats)
     unknown = sorted(formats - set(CHOOSERS))
@@ -70,4 +70,7 @@ def explain_table(choice: MixedChoice) -> str:
     lines.append(f"validation accuracy ({choice.validation_images} images): float {100 * choice.float_accuracy:.2f}%, "
                  f"all int8 {100 * choice.all_int8_accuracy:.2f}%, mixed {100 * choice.accuracy:.2f}% "
                  f"(drop {choice.drop_points:.2f} points, {verdict} the budget of {choice.budget_points:g})")
+    if choice.delegate is not None:
+        lines.append(choice.delegate.line())
     return "\n".join(lines)
+

@@ -20,7 +20,7 @@ from ..errors import EdgecnnError
 from ..preprocess import to_model_input
 
 if TYPE_CHECKING:
-    from ..quantize.latency import Progress
+    from ..progress import Progress
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "probabilities"
