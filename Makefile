@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV = .venv
 VPY = $(VENV)/bin/python
 INSTALLED = $(VENV)/.installed
-APT_PACKAGES = dataset-fashion-mnist graphviz chromium chromium-driver python3-venv
+APT_PACKAGES = dataset-fashion-mnist graphviz chromium chromium-driver python3-venv qemu-user
 PIP = $(VPY) -m pip install --quiet --disable-pip-version-check
 # pytest-xdist workers; --dist loadfile keeps a test file's module fixtures in one worker
 TEST_WORKERS ?= 2

@@ -32,6 +32,7 @@ from edgecnn.bench.browser import BROWSER_MODE  # noqa: E402
 from edgecnn.bench.output import format_markdown, seconds  # noqa: E402
 from edgecnn.bundle import MODEL_FILE, read_manifest  # noqa: E402
 from edgecnn.fileio import write_json, write_text  # noqa: E402
+from edgecnn.render.rows import mixed_scores  # noqa: E402
 
 EXPORTS = ("tflite", "tflite-fp16", "tflite-dynamic", "tflite-int8", "tflite-int16x8", "onnx", "onnx-int8", "onnx-ort",
            "onnx-ort-int8")
@@ -267,8 +268,7 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
         mixed = entry["mixed_precision"]
         lines += ["", f"## Precision per layer of {entry['file']}", "",
                   f"Chosen at export (`edgecnn export`, budget {mixed['max_accuracy_drop_points']:g} points) on "
-                  f"{mixed['validation_source']}: float {mixed['float_accuracy']:.2%}, all int8 "
-                  f"{mixed['all_int8_accuracy']:.2%}, this mix {mixed['accuracy']:.2%}. Latency: each layer alone at "
+                  f"{mixed['validation_source']}: {mixed_scores(mixed)}. Latency: each layer alone at "
                   "batch 1, 1 thread, p50, timed by the export on the machine that exported. `edgecnn explain` gives "
                   "the whole table.", "",
                   "| layer | op | precision | reason | SQNR (dB) | accuracy recovered in float | float32 | int8 | "

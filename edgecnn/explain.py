@@ -67,9 +67,17 @@ def explain_table(choice: MixedChoice) -> str:
     lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [head, *rows]]
     lines.insert(1, "-" * len(lines[0]))
     verdict = "within" if choice.met else "OVER"
-    lines.append(f"validation accuracy ({choice.validation_images} images): float {100 * choice.float_accuracy:.2f}%, "
-                 f"all int8 {100 * choice.all_int8_accuracy:.2f}%, mixed {100 * choice.accuracy:.2f}% "
-                 f"(drop {choice.drop_points:.2f} points, {verdict} the budget of {choice.budget_points:g})")
+    if choice.measure == "agreement":
+        scores = f"agreement with float ({choice.validation_images} unlabelled images): "
+    else:
+        scores = f"accuracy ({choice.validation_images} images): float {100 * choice.float_accuracy:.2f}%, "
+    agreement = "" if choice.agreement is None else (f", agreement with float {100 * choice.agreement:.2f}% "
+                                                     "(near ties not counted)")
+    if choice.min_agreement is not None:
+        agreement += f" against verify's int8 gate {100 * choice.min_agreement:g}%"
+    lines.append(f"validation {scores}all int8 {100 * choice.all_int8_accuracy:.2f}%, "
+                 f"mixed {100 * choice.accuracy:.2f}% (drop {choice.drop_points:.2f} points, {verdict} the budget of "
+                 f"{choice.budget_points:g}){agreement}")
     if choice.delegate is not None:
         lines.append(choice.delegate.line())
     return "\n".join(lines)

@@ -52,6 +52,30 @@ def cpu_flags() -> list[str]:
     return []
 
 
+#: The int8 dot-product instructions (x86 VNNI, AVX-VNNI, AMX; ARM dotprod, i8mm): int8 kernels are chosen by
+#: them, so int8 speed, and on x86 without them the saturation of int8 products, differ between CPUs that have
+#: them and CPUs that do not.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+
+
+def cpu_class(flags: list[str] | None = None, arch: str | None = None) -> dict[str, object]:
+    """This CPU as int8 results depend on it: model, architecture and int8 dot-product instructions."""
+    flags = cpu_flags() if flags is None else flags
+    return {"cpu": cpu_model(), "arch": arch or platform.machine(),
+            "int8_dot": [flag for flag in INT8_DOT_FLAGS if flag in flags]}
+
+
+def same_int8_class(a: dict, b: dict) -> bool:
+    """Whether two :func:`cpu_class` records run int8 with the same kinds of kernels."""
+    return a.get("arch") == b.get("arch") and sorted(a.get("int8_dot") or []) == sorted(b.get("int8_dot") or [])
+
+
+def describe_cpu(record: dict) -> str:
+    """``Intel Xeon (x86_64; int8 dot: avx512_vnni, amx_int8)``, as one line says it."""
+    dot = ", ".join(record.get("int8_dot") or []) or "none"
+    return f"{record.get('cpu')} ({record.get('arch')}; int8 dot product: {dot})"
+
+
 def machine() -> dict[str, object]:
     """What a benchmark or a training time was measured on."""
     return {

@@ -17,6 +17,7 @@ import pytest
 from edgecnn.datasets import Dataset
 from edgecnn.convert.source import ExportSource
 from edgecnn.preprocess import DEFAULT_PREPROCESSING
+from edgecnn.quantize.mixed import Score
 
 SCALE = 100.0
 
@@ -136,7 +137,8 @@ class FakeCalibrated:
 
 class FakeEvaluator:
     float_accuracy = 0.90
-    y = np.zeros(100)
+    measure = "accuracy"
+    x = np.zeros(100)
 
     def __init__(self, calibrated: FakeCalibrated, base: float) -> None:
         self.calibrated, self.base = calibrated, base
@@ -144,7 +146,7 @@ class FakeEvaluator:
     def __call__(self, model: bytes):
         names = [n for n in model.decode().split(",") if n]
         accuracy = min(self.float_accuracy, self.base + sum(self.calibrated.gains[n] for n in names) / 100)
-        return accuracy, 0.0
+        return Score(accuracy, 0.0, 1.0)
 
 
 def _latency(ratio: float):
@@ -262,11 +264,36 @@ def test_explain_prints_the_table_worst_first_and_writes_json(hard_case, tmp_pat
     assert saved["layers"][0]["name"] == "stem" and saved["met"] and saved["drop_points"] <= 0.3
     assert {"sqnr_db", "harm_points", "float32_s", "int8_s", "weight_bytes_int8", "precision", "reason"} <= set(
         saved["layers"][0])
+    assert 0.9 < saved["agreement"] <= 1 and saved["measure"] == "accuracy"
+
+
+def test_without_labels_the_budget_is_agreement_with_float(hard_case, tmp_path):
+    """Unlabelled images still protect the int8 file: the budget is in points of top-1 disagreement with the
+    float model, and the manifest, explain and the missed-budget line say which measure was used."""
+    import json
+
+    from click.testing import CliRunner
+
+    from edgecnn.cli import cli
+
+    source, _ = hard_case
     unlabelled = tmp_path / "unlabelled.npz"
     np.savez(unlabelled, x=source.data.x_train)
-    result = CliRunner().invoke(cli, ["explain", "--model", str(source.model_path), "--format", "tflite-int8",
-                                      "--calibration-data", str(unlabelled), "--no-latency"])
-    assert result.exit_code == 2 and "labels 'y'" in result.stderr
+    base = ["--model", str(source.model_path), "--calibration-data", str(unlabelled), "--calibration-samples", "200",
+            "--no-latency"]
+    result = CliRunner().invoke(cli, ["explain", *base, "--format", "tflite-int8", "--max-accuracy-drop", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "validation agreement with float (" in result.stdout and "unlabelled images)" in result.stdout
+    result = CliRunner().invoke(cli, ["export", *base, "--out", str(tmp_path / "bundle"), "--format", "tflite-int8",
+                                      "--format", "onnx-int8", "--max-accuracy-drop", "0.3"])
+    assert result.exit_code == 0, result.output
+    exports = json.loads((tmp_path / "bundle" / "manifest.json").read_text())["exports"]
+    for name in ("tflite-int8", "onnx-int8"):
+        mixed = exports[name]["mixed_precision"]
+        assert mixed["measure"] == "agreement" and "(unlabelled)" in mixed["validation_source"], name
+        assert mixed["float_accuracy"] == 1.0 and mixed["all_int8_accuracy"] < 0.98, name  # all int8 would lose
+        assert mixed["met"] and mixed["accuracy"] >= 0.997 and mixed["agreement"] == mixed["accuracy"], name
+        assert "stem" in [layer["name"] for layer in exports[name]["layers"] if layer["precision"] == "float32"], name
 
 
 def test_the_quantize_package_imports_on_its_own_without_tensorflow():

@@ -17,19 +17,23 @@ from .test_mixed_precision import FakeCalibrated, FakeEvaluator, _latency
 
 
 def assert_counts_up(calls: list[tuple[str, int, int]]) -> list[str]:
-    """Each ``what`` counts 0, 1, ... up to its one total; its steps in the order they began."""
+    """Each ``what`` counts 0, 1, ... up to its one total (the greedy step may stop short once the budget holds);
+    its steps in the order they began."""
+    from edgecnn.quantize.mixed import KEEPING_FLOAT
+
     counts, totals = defaultdict(list), defaultdict(set)
     for what, done, total in calls:
         counts[what].append(done)
         totals[what].add(total)
     for what, dones in counts.items():
         (total,) = totals[what]
-        assert dones == list(range(total + 1)), (what, dones)
+        upto = dones[-1] if what.endswith(KEEPING_FLOAT) else total
+        assert dones == list(range(upto + 1)), (what, dones)
     return list(counts)
 
 
 def test_choose_reports_every_candidate_and_ends_each_step_at_its_total():
-    from edgecnn.quantize.mixed import choose
+    from edgecnn.quantize.mixed import KEEPING_FLOAT, RETURNING_TO_INT8, choose
 
     calibrated = FakeCalibrated({"a": 0.0, "b": 3.0, "c": 1.0})
     latencies = [_latency(3.0), _latency(0.2), _latency(0.2)]  # a: slower in int8, free to keep float
@@ -38,9 +42,8 @@ def test_choose_reports_every_candidate_and_ends_each_step_at_its_total():
                     on_progress=lambda *call: calls.append(call))
     assert [(r.precision, r.reason) for r in choice.layers] == [("float32", "latency"), ("float32", "error"),
                                                                  ("float32", "error")]
-    assert assert_counts_up(calls) == ["measuring harm", "trying float for speed", "choosing float layers (round 1)",
-                                       "choosing float layers (round 2)"]
-    assert {what: total for what, _, total in calls}["choosing float layers (round 1)"] == 2  # b and c left
+    assert assert_counts_up(calls) == ["measuring harm", "trying float for speed", KEEPING_FLOAT, RETURNING_TO_INT8]
+    assert [call for call in calls if call[0] == KEEPING_FLOAT] == [(KEEPING_FLOAT, d, 2) for d in (0, 1, 2)]
     silent = choose(calibrated, FakeEvaluator(calibrated, 0.86), 0.5, latencies)  # the default: no callback
     assert silent.float_layers() == choice.float_layers()
 

@@ -49,6 +49,25 @@ def test_compare_probs_counts_flips_and_diffs():
         compare_probs(ref, ref[:10])
 
 
+def test_gated_agreement_leaves_out_near_ties_only():
+    """A flip where the reference's top-1 leads by less than NEAR_TIE_MARGIN is reported, not gated; a flip of a
+    confident image counts (so a wrong export still fails)."""
+    from edgecnn.metrics import NEAR_TIE_MARGIN
+
+    ref = np.array([[0.52, 0.48], [0.9, 0.1], [0.8, 0.2], [0.7, 0.3]])
+    near_tie_flipped = ref.copy()
+    near_tie_flipped[0] = [0.49, 0.51]
+    c = compare_probs(ref, near_tie_flipped)
+    assert ref[0, 0] - ref[0, 1] < NEAR_TIE_MARGIN
+    assert (c.agreement, c.confident_agreement, c.near_tie_flips) == (0.75, 1.0, 1)
+    confident_flipped = near_tie_flipped.copy()
+    confident_flipped[1] = [0.1, 0.9]
+    c = compare_probs(ref, confident_flipped)
+    assert (c.agreement, c.confident_agreement, c.near_tie_flips) == (0.5, pytest.approx(2 / 3), 1)
+    assert thresholds_for("int8").check(max_abs_diff=0.8, agreement=c.confident_agreement,
+                                        accuracy_delta_points=0.0)[0].startswith("agreement 66.67% < 98.5%")
+
+
 @pytest.mark.parametrize("precision, diff, agreement, delta, failed", [
     ("float32", 1e-4, 0.999, -5.0, []),
     ("float32", 1.1e-4, 1.0, 0.0, ["max abs diff"]),
@@ -260,9 +279,9 @@ def test_library_overrides_and_partial_runs_keep_earlier_results(exported, tmp_p
     bundle = copy_bundle(exported, "good", tmp_path)
     first = verify([bundle / "model_fp32.tflite", bundle / "model_fp32.onnx"], progress=False)
     assert first.passed and [r.key for r in first.rows] == ["tflite", "onnx"]
-    strict = verify([bundle / "model_int8.tflite"], min_agreement=100.0, progress=False)
+    strict = verify([bundle / "model_int8.tflite"], atol=0.0, progress=False)
     (row,) = strict.rows
-    assert not strict.passed and row.thresholds.min_agreement_pct == 100.0 and row.failures[0].startswith("agreement")
+    assert not strict.passed and row.thresholds.atol == 0.0 and row.failures[0].startswith("max abs diff")
     saved = json.loads((bundle / "verify.json").read_text())
     assert list(saved["exports"]) == ["tflite", "onnx", "tflite-int8"] and saved["passed"] is False
     assert saved["cross_runtime"][0]["a"] == "tflite" and saved["cross_runtime"][0]["b"] == "onnx"

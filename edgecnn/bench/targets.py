@@ -9,6 +9,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ..bundle.cpu import cpu_notes
 from ..bundle.files import MANIFEST_FILE, METRICS_FILE, MODEL_FILE, VERIFY_FILE, default_bundle
 from ..bundle.schema import VERIFY_WHAT, VerifyFile, read_checked
 from ..bundle.targets import manifest_of, resolve_targets
@@ -60,7 +61,8 @@ def find_targets(targets: Iterable[str | os.PathLike] | None, *, include_keras: 
             if not keras_file.is_file():
                 raise EdgecnnError(f"model file {keras_file} not found")
         else:
-            found += _export_targets(path, shape, known={t.path.resolve() for t in found})
+            found += _export_targets(path, shape, known={t.path.resolve() for t in found}, notes=notes,
+                                     model_file=model.file if model else None)
             keras_file = folder / (model.file if model else MODEL_FILE)
             if not (path.is_dir() and include_keras and keras_file.is_file()):
                 continue
@@ -81,14 +83,18 @@ def find_targets(targets: Iterable[str | os.PathLike] | None, *, include_keras: 
     return found, notes
 
 
-def _export_targets(path: Path, shape: tuple[int, ...], known: set[Path]) -> list[BenchTarget]:
-    """The exports of a bundle folder (or one export file), named by the manifest, with their facts."""
+def _export_targets(path: Path, shape: tuple[int, ...], known: set[Path], notes: list[str],
+                    model_file: str | None) -> list[BenchTarget]:
+    """The exports of a bundle folder (or one export file), named by the manifest, with their facts; ``notes``
+    gets a line for each int8 file timed or verified on another class of CPU."""
     found = []
     for t in (t for group in resolve_targets([path]).values() for t in group):
         if t.path.resolve() in known:
             continue
         backend_class(t.path)  # an unknown extension is a one-line error now, not in a worker
         verified = t.entry.verify if t.entry else None
+        if t.entry is not None:
+            notes += cpu_notes(t.entry, t.path.parent, model_file)
         found.append(BenchTarget(t.key, t.path, EXPORT_MODES, t.entry.precision if t.entry else None,
                                  verified.accuracy if verified else None, file_facts(t.path), shape))
         known.add(t.path.resolve())

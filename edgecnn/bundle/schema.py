@@ -138,6 +138,9 @@ class VerifyStamp:
     agreement: float | None = None
     max_abs_diff: float | None = None
     failures: list[str] = field(default_factory=list)
+    confident_agreement: float | None = None  # the gated agreement: near ties (edgecnn.metrics) not counted
+    verified_on: dict[str, Any] | None = None  # edgecnn.versions.cpu_class() of the verifying machine
+    passed_on: list[dict[str, Any]] = field(default_factory=list)  # every CPU class this file has passed on
 
 
 @dataclass(frozen=True)
@@ -168,8 +171,11 @@ class MixedPrecision:
     validation_source: str
     float_accuracy: float
     all_int8_accuracy: float
-    accuracy: float
+    accuracy: float  # the score the budget is in (see measure)
     met: bool
+    measure: str = "accuracy"  # "accuracy" on labelled validation images, "agreement" with float on unlabelled ones
+    agreement: float | None = None  # the file's top-1 agreement with float on the validation images, no near ties
+    min_agreement: float | None = None  # verify's agreement gate the choice had to meet too (a fraction)
     #: The whole-model timing behind reason "delegate" (mixed.DelegateCheck); None when no layer needed it.
     delegate: dict[str, Any] | None = None
 
@@ -188,6 +194,7 @@ class ExportRecord:
     verify: VerifyStamp | None = None
     layers: list[LayerPrecision] | None = None
     mixed_precision: MixedPrecision | None = None
+    exported_on: dict[str, Any] | None = None  # edgecnn.versions.cpu_class() of the exporting machine
 
 
 @dataclass(frozen=True)
@@ -260,6 +267,8 @@ class VerifiedExport:
     accuracy_delta_points: float | None = None
     agreement: float | None = None
     flipped: int | None = None
+    confident_agreement: float | None = None  # the gated agreement: near ties (edgecnn.metrics) not counted
+    near_tie_flips: int | None = None
     max_abs_diff: float | None = None
     confusion_matrix: list[list[int]] | None = None
     disagreements: list[Disagreement] = field(default_factory=list)

@@ -63,8 +63,10 @@ class ExportSource:
 
     @property
     def has_labels(self) -> bool:
-        """Whether the training images are labelled, so a validation split can choose mixed precision."""
-        return self.data is not None and (self.data.y_val is not None or self.data.y_train is not None)
+        """Whether the validation images are labelled: mixed precision's budget is then accuracy, else agreement."""
+        if self.data is None:
+            return False
+        return self.data.y_val is not None if self.data.x_val is not None else self.data.y_train is not None
 
     def model_input(self, x: np.ndarray) -> np.ndarray:
         """Pixels (uint8 or [0, 1] floats) as float32 in the model's input range."""
@@ -87,28 +89,31 @@ class ExportSource:
     def _validation_indices(self) -> np.ndarray:
         return held_out_indices(len(self.data.x_train), self._calibration_indices(), VALIDATION_IMAGES)
 
-    def validation(self) -> tuple[np.ndarray, np.ndarray]:
-        """Labelled images that are neither calibration nor test images: float32 model input and labels.
+    def validation(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Images that are neither calibration nor test images: float32 model input, and labels (None: unlabelled).
 
         The data's own validation split when it has one, else training images
-        not drawn for calibration. The test set stays untouched for verify; an
-        accuracy budget met on these images is then checked independently there.
+        not drawn for calibration. The test set stays untouched for verify; a
+        budget met on these images is then checked independently there.
         """
-        if not self.has_labels:
-            raise EdgecnnError(f"choosing mixed precision for {self.model_path} needs labelled validation images: "
-                               "pass --data with labels (class folders, or a .npz with labels 'y' beside 'x')")
+        if self.data is None:
+            raise EdgecnnError(f"choosing mixed precision for {self.model_path} needs validation images: pass --data")
+        labels = (lambda y: None if y is None else np.asarray(y, dtype=np.int64))
         if self.data.x_val is not None:
-            return self.model_input(self.data.x_val), np.asarray(self.data.y_val, dtype=np.int64)
+            return self.model_input(self.data.x_val), labels(self.data.y_val)
         rest = self._validation_indices()
         if len(rest) == 0:
             raise EdgecnnError(f"all {len(self.data.x_train)} training images of {self.data.source} calibrate the "
                                "model: none is left for validation (lower --calibration-samples)")
-        return self.model_input(self.data.x_train[rest]), np.asarray(self.data.y_train[rest], dtype=np.int64)
+        return (self.model_input(self.data.x_train[rest]),
+                labels(None if self.data.y_train is None else self.data.y_train[rest]))
 
     def validation_source(self) -> str:
+        unlabelled = "" if self.has_labels else " (unlabelled)"
         if self.data.x_val is not None:
-            return f"{len(self.data.x_val)} validation images of {self.data.source}"
-        return f"{len(self._validation_indices())} training images of {self.data.source}, not among the calibration images"
+            return f"{len(self.data.x_val)} validation images of {self.data.source}{unlabelled}"
+        return (f"{len(self._validation_indices())} training images of {self.data.source}{unlabelled}, "
+                "not among the calibration images")
 
     def calibration_info(self) -> dict:
         return {"images": int(len(self.calibration())), "seed": CALIBRATION_SEED,

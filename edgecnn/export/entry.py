@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..fileio import sha256_file
-from ..versions import package_versions, utc_now
+from ..versions import cpu_class, package_versions, utc_now
 
 if TYPE_CHECKING:
     from . import ExportFormat
-    from .source import ExportSource
+    from ..convert.source import ExportSource
 
 VERSION_PACKAGES = ("edgecnn", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert")
 
@@ -41,6 +41,7 @@ def export_entry(fmt: ExportFormat, path: Path, source: ExportSource, details: d
         "class_names": source.class_names,
         "preprocessing": source.preprocessing,
         "seconds": round(seconds, 2),
+        "exported_on": cpu_class(),  # int8 layer choices are timed here (see edgecnn.versions.INT8_DOT_FLAGS)
     }
 
 

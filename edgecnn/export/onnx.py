@@ -35,10 +35,6 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     choice = source.cache.get("onnx-int8-choice")
     if choice is not None:
         return {**details, **choice.manifest_fields(source.validation_source())}
-    if source.max_accuracy_drop is not None:
-        return {**details, "note": "every node int8 but the float stem: no labelled validation images "
-                                   "to choose mixed precision on (give --data labelled images: class folders, "
-                                   "or a .npz with labels 'y' beside 'x')"}
     return details
 
 
@@ -54,7 +50,7 @@ def int8_model(source: ExportSource):
     if "onnx-int8" not in source.cache:
         import onnx
 
-        if source.max_accuracy_drop is not None and source.has_labels:
+        if source.max_accuracy_drop is not None:
             from ..quantize import choose_onnx_int8
 
             choice = choose_onnx_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency,

@@ -58,10 +58,6 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     """
     if source.max_accuracy_drop is None:
         return export_full_int8(source, path, card)
-    if not source.has_labels:
-        return {**export_full_int8(source, path, card),
-                "note": "every layer int8: no labelled validation images to choose mixed precision on "
-                        "(give --data labelled images: class folders, or a .npz with 'y' beside 'x')"}
     from ..quantize import choose_tflite_int8
 
     choice = choose_tflite_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency,

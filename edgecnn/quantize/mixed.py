@@ -9,11 +9,15 @@ whose int8 ops the runtime's accelerator leaves on the CPU (XNNPACK and int8
 HARD_SWISH) are tried float together, and go float (reason ``delegate``) when
 the whole candidate model is measured faster and the budget allows it: one
 island of CPU ops between delegate partitions may cost less than the float
-layers do, so the fact alone does not decide. Then, while the drop against the float
-model exceeds the budget, the layer whose float version recovers the most
-accuracy goes float (reason ``error``; ties: the smaller output error, then the
-cheaper float layer, then graph order), so the choice is the same on every run
-with the same inputs. Layers left in int8 carry reason ``budget``.
+layers do, so the fact alone does not decide. Then the layers are taken in the
+order of what keeping each one float alone recovers (measured once per layer:
+the output error left, then the score; ties: the cheaper float layer, then graph order)
+and, while the drop against the float model exceeds the budget (or the
+agreement is below verify's gate), each in turn goes float (reason ``error``);
+then each of those, last first, returns to int8 when the budget holds without
+it (two layers may only help together: a ruined tensor and its reader). One
+evaluation per step, so the search grows linearly with the layers, and the
+choice is the same on every run with the same inputs. Layers left in int8 carry reason ``budget``.
 
 The loop is the same for every format: a format brings a :class:`Calibrated`
 model (TFLite: :mod:`.tflite_layers`, ONNX: :mod:`.onnx_layers`) and a runner
@@ -22,11 +26,12 @@ for the :class:`Evaluator`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Collection, Mapping, Protocol, Sequence
+from typing import Callable, Collection, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
 from ..bench.output import seconds
+from ..metrics import confident_agreement
 from ..progress import Progress, counted
 from .latency import LayerLatency
 
@@ -39,6 +44,12 @@ SLOWER_IN_INT8 = 1.5
 #: Whole-model p50 of all-int8 / the delegated candidate above which keeping the CPU-bound layers float is
 #: faster: a margin over timing noise, as for :data:`SLOWER_IN_INT8`.
 DELEGATE_GAIN = 1.1
+#: The progress step of the greedy loop; it stops as soon as the budget holds, short of its total.
+KEEPING_FLOAT = "keeping the most harmful layers float"
+#: Then each layer it kept float is tried in int8 again, last first, and stays int8 when the budget still holds.
+RETURNING_TO_INT8 = "returning needless float layers to int8"
+#: Agreement a float choice made for speed may lose below the gate: one or two images of validation noise.
+AGREEMENT_NOISE = 0.001
 #: Images per interpreter call while evaluating candidates.
 EVAL_BATCH = 256
 
@@ -127,6 +138,9 @@ class MixedChoice:
     validation_images: int
     float_nodes: list[str]  # the quantizer's exclusion list for this choice (TFLite tensors, ONNX node names)
     delegate: DelegateCheck | None = None  # None: no layer has int8 ops left on the CPU, or latency not measured
+    measure: str = "accuracy"  # what the budget is in: "accuracy" (labelled images) or "agreement" (with float)
+    agreement: float | None = None  # the chosen file's top-1 agreement with float, near ties not counted
+    min_agreement: float | None = None  # verify's agreement gate the choice also had to meet (None: none)
 
     @property
     def drop_points(self) -> float:
@@ -134,7 +148,9 @@ class MixedChoice:
 
     @property
     def met(self) -> bool:
-        return self.drop_points <= self.budget_points + 1e-9
+        """Within the budget, and at verify's agreement gate: what export accepts, verify passes."""
+        agrees = self.min_agreement is None or self.agreement is None or self.agreement >= self.min_agreement - 1e-12
+        return self.drop_points <= self.budget_points + 1e-9 and agrees
 
     def float_layers(self) -> list[str]:
         return [layer.name for layer in self.layers if layer.precision != "int8"]
@@ -151,26 +167,43 @@ class MixedChoice:
                                     "validation_images": self.validation_images,
                                     "validation_source": validation_source, "float_accuracy": self.float_accuracy,
                                     "all_int8_accuracy": self.all_int8_accuracy, "accuracy": self.accuracy,
-                                    "met": self.met,
+                                    "measure": self.measure, "agreement": self.agreement,
+                                    "min_agreement": self.min_agreement, "met": self.met,
                                     "delegate": None if self.delegate is None else self.delegate.to_dict()}}
 
 
-class Evaluator:
-    """Validation accuracy and output error of candidate models, against the float model's probabilities.
+class Score(NamedTuple):
+    """What one candidate file reaches on the validation images."""
 
-    ``run(model, x)`` gives a candidate file's float probabilities (default: TFLite's :func:`run_tflite`).
+    score: float  # what the budget is in: accuracy (labelled images) or agreement with float (unlabelled)
+    error: float  # mean abs probability difference from float
+    agreement: float  # top-1 agreement with float, near ties not counted (verify's gated agreement)
+
+
+class Evaluator:
+    """Validation score, output error and agreement of candidate models, against the float model's probabilities.
+
+    The score is accuracy on labelled images; on unlabelled ones it is agreement
+    with the float model's top-1 (``measure``), so a budget protects the file
+    either way: the float model then scores 1.0 and the budget is in points of
+    disagreement. Agreement counts the images the float model is not near a tie
+    on, as verify's gates do (:func:`edgecnn.metrics.confident_agreement`).
+    ``run(model, x)`` gives a candidate file's float probabilities (default:
+    TFLite's :func:`run_tflite`).
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, float_probs: np.ndarray,
+    def __init__(self, x: np.ndarray, y: np.ndarray | None, float_probs: np.ndarray,
                  run: Callable[[bytes, np.ndarray], np.ndarray] | None = None) -> None:
         self.x, self.y, self.float_probs = x, y, float_probs
+        self.measure = "accuracy" if y is not None else "agreement"
         self.run = run or run_tflite
-        self.float_accuracy = float(np.mean(float_probs.argmax(axis=1) == y))
+        self.float_accuracy = float(np.mean(float_probs.argmax(axis=1) == y)) if y is not None else 1.0
 
-    def __call__(self, model: bytes) -> tuple[float, float]:
-        """(accuracy, mean abs probability difference from float)."""
+    def __call__(self, model: bytes) -> Score:
         probs = self.run(model, self.x)
-        return float(np.mean(probs.argmax(axis=1) == self.y)), float(np.mean(np.abs(probs - self.float_probs)))
+        agreement = confident_agreement(self.float_probs, probs.argmax(axis=1))
+        score = float(np.mean(probs.argmax(axis=1) == self.y)) if self.y is not None else agreement
+        return Score(score, float(np.mean(np.abs(probs - self.float_probs))), agreement)
 
 
 def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
@@ -195,76 +228,95 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
 
 
 def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
-           latencies: Sequence[LayerLatency] | None = None, *, cpu_ops: Mapping[int, tuple[str, ...]] | None = None,
+           latencies: Sequence[LayerLatency] | None = None, *, min_agreement: float | None = None,
+           cpu_ops: Mapping[int, tuple[str, ...]] | None = None,
            time_models: Callable[[Sequence[bytes]], Sequence[float]] | None = None,
            on_progress: Progress | None = None) -> MixedChoice:
     """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
 
+    ``min_agreement``: verify's agreement gate (a fraction), met together with the budget;
     ``cpu_ops``: per layer index, its int8 ops the accelerator leaves on the CPU;
     ``time_models`` gives the p50 of whole files (None: not timed, so those layers stay int8).
-    ``on_progress`` hears of each candidate evaluated: every layer alone, then each greedy round's.
+    ``on_progress`` hears of each candidate evaluated: every layer alone, then each greedy step's.
     """
     layers = calibrated.layers
     timed = list(latencies) if latencies is not None and len(latencies) == len(layers) else None
     sqnr = calibrated.layer_sqnr()
-    base_acc, base_err = evaluate(calibrated.quantize(()))
+    base = evaluate(calibrated.quantize(()))
     alone = {layer.index: evaluate(calibrated.quantize((layer,)))
              for layer in counted(layers, "measuring harm", on_progress)}
     reasons: dict[int, str] = {}
-    accuracy, error = base_acc, base_err
+    now = base
+    budget = budget_points / 100
+    gate = -1.0 if min_agreement is None else min_agreement - 1e-12
 
-    def with_float(extra: QuantLayer) -> tuple[float, float]:
+    def with_float(extra: QuantLayer) -> Score:
         chosen = [layer for layer in layers if layer.index in reasons or layer is extra]
         return alone[extra.index] if len(chosen) == 1 else evaluate(calibrated.quantize(chosen))
 
-    budget = budget_points / 100
+    def over(candidate: Score) -> bool:
+        """Beyond the budget, or below the agreement gate."""
+        return evaluate.float_accuracy - candidate.score > budget + 1e-12 or candidate.agreement < gate
 
-    def free(acc: float) -> bool:
-        """A float choice made for speed is free when accuracy does not fall, or the drop stays within budget."""
-        return acc >= accuracy or evaluate.float_accuracy - acc <= budget + 1e-12
+    def free(candidate: Score) -> bool:
+        """A float choice made for speed is free when it loses nothing the budget and the gate care about: the
+        score does not fall, or stays within budget; the agreement stays at the gate, or within noise of now."""
+        return (candidate.score >= now.score or evaluate.float_accuracy - candidate.score <= budget + 1e-12) and \
+            (candidate.agreement >= gate or candidate.agreement >= now.agreement - AGREEMENT_NOISE)
 
     slower = [layer for layer in layers if timed and timed[layer.index].ratio >= SLOWER_IN_INT8]
     for layer in counted(slower, "trying float for speed", on_progress):
-        acc, err = with_float(layer)
-        if free(acc):
-            reasons[layer.index], accuracy, error = "latency", acc, err
+        candidate = with_float(layer)
+        if free(candidate):
+            reasons[layer.index], now = "latency", candidate
     cpu_ops = dict(cpu_ops or {})
     delegate = None
     stranded = [layer for layer in layers if layer.index in cpu_ops and layer.index not in reasons]
     if stranded and time_models is not None:
         current = [layer for layer in layers if layer.index in reasons]
-        candidate = sorted([*current, *stranded], key=lambda layer: layer.index)
-        acc, err = evaluate(calibrated.quantize(candidate))
-        int8_s, float_s = time_models([calibrated.quantize(current), calibrated.quantize(candidate)])
-        go_float = int8_s >= DELEGATE_GAIN * float_s and free(acc)
+        chosen = sorted([*current, *stranded], key=lambda layer: layer.index)
+        candidate = evaluate(calibrated.quantize(chosen))
+        int8_s, float_s = time_models([calibrated.quantize(current), calibrated.quantize(chosen)])
+        go_float = int8_s >= DELEGATE_GAIN * float_s and free(candidate)
         delegate = DelegateCheck(len(stranded), tuple(sorted({op for layer in stranded for op in cpu_ops[layer.index]})),
-                                 int8_s, float_s, acc, go_float)
+                                 int8_s, float_s, candidate.score, go_float)
         if go_float:
-            accuracy, error = acc, err
+            now = candidate
             reasons.update((layer.index, "delegate") for layer in stranded)
-    rounds = 0
-    while evaluate.float_accuracy - accuracy > budget + 1e-12:
-        remaining = [layer for layer in layers if layer.index not in reasons]
-        if not remaining:
-            break
-        rounds += 1
-        scored = [(with_float(layer), layer)
-                  for layer in counted(remaining, f"choosing float layers (round {rounds})", on_progress)]
-        (accuracy, error), best = max(scored, key=lambda item: (
-            item[0][0], -item[0][1], -(timed[item[1].index].float32_s - timed[item[1].index].int8_s) if timed else 0,
-            -item[1].index))
-        reasons[best.index] = "error"
+    # worst first by the one-pass measure (the output error left when each layer alone is float: continuous, so
+    # steadier than a score counted in images; on MobileNetV3Small it reached the gate with 35 float layers where
+    # ordering by score took 42), then one candidate a step: linear in the number of layers
+    order = sorted((layer for layer in layers if layer.index not in reasons), key=lambda layer: (
+        alone[layer.index].error, -alone[layer.index].score, -alone[layer.index].agreement,
+        -(timed[layer.index].float32_s - timed[layer.index].int8_s) if timed else 0, layer.index))
+    added = []
+    if over(now):
+        for layer in counted(order, KEEPING_FLOAT, on_progress):
+            if not over(now):
+                break
+            # kept float even when it alone does not help: two layers may only help together (a ruined tensor
+            # and its reader); the pass below returns the needless ones
+            reasons[layer.index], now = "error", with_float(layer)
+            added.append(layer)
+    if len(added) > 1 and not over(now):  # a layer that helped early may be needless once later ones are float
+        for layer in counted(added[::-1], RETURNING_TO_INT8, on_progress):
+            candidate = evaluate(calibrated.quantize([kept for kept in layers
+                                                      if kept.index in reasons and kept is not layer]))
+            if not over(candidate):
+                del reasons[layer.index]
+                now = candidate
     kept = [layer for layer in layers if layer.index in reasons]
     final = calibrated.quantize(kept)
-    accuracy, _ = evaluate(final)
+    reached = evaluate(final)
     rows = [LayerReport(
         layer.name, layer.op, layer.input_shape, 4 * layer.weight_count, layer.int8_weight_bytes,
-        sqnr[layer.name], 100 * (alone[layer.index][0] - base_acc), base_err - alone[layer.index][1],
+        sqnr[layer.name], 100 * (alone[layer.index].score - base.score), base.error - alone[layer.index].error,
         timed[layer.index].float32_s if timed else None, timed[layer.index].int8_s if timed else None,
         "float32" if layer.index in reasons else "int8", reasons.get(layer.index, "budget"),
         cpu_ops.get(layer.index, ())) for layer in layers]
-    return MixedChoice(final, rows, evaluate.float_accuracy, base_acc, accuracy, budget_points, len(evaluate.y),
-                       sorted(node for layer in kept for node in layer.nodes), delegate)
+    return MixedChoice(final, rows, evaluate.float_accuracy, base.score, reached.score, budget_points,
+                       len(evaluate.x), sorted(node for layer in kept for node in layer.nodes), delegate,
+                       evaluate.measure, reached.agreement, min_agreement)
 
 
 def worst_first(rows: Sequence[LayerReport]) -> list[LayerReport]:

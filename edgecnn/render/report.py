@@ -14,6 +14,7 @@ import html
 import os
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,7 +31,7 @@ from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
 from ..metrics import confusion_matrix, top1
 from . import charts
-from .rows import ExportRow, all_passed, browser_line, export_rows, fmt, listed, verdict
+from .rows import ExportRow, all_passed, browser_line, export_rows, fmt, listed, mixed_scores, verdict
 
 #: Files whose change makes the report stale (the pipeline compares their times with report.html's).
 REPORT_INPUTS = (METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE, MANIFEST_FILE,
@@ -225,11 +226,10 @@ def _layer_precisions(bundle: Bundle) -> str:
               fmt(layer.harm_points, "+.2f", " pt"), seconds(layer.float32_s), seconds(layer.int8_s),
               f"{format_bytes(layer.weight_bytes_float32)} / {format_bytes(layer.weight_bytes_int8)}"]
              for layer in record.layers]))
-        parts.append(f"<p class='small'>Chosen on {e(mixed.validation_source)}: float "
-                     f"{mixed.float_accuracy:.2%}, all int8 {mixed.all_int8_accuracy:.2%}, this mix {mixed.accuracy:.2%} "
-                     f"(budget: at most {mixed.max_accuracy_drop_points:g} points below float; "
-                     f"{'met' if mixed.met else 'NOT met'}). Reasons: error = kept float for accuracy, latency = its "
-                     "int8 kernel is slower, budget = int8 within the budget. Latency: the layer alone, batch 1, "
+        parts.append(f"<p class='small'>Chosen on {e(mixed.validation_source)}: {e(mixed_scores(asdict(mixed)))}; "
+                     f"{'met' if mixed.met else 'NOT met'}. Reasons: error = kept float for accuracy, latency = its "
+                     "int8 kernel is slower, delegate = its int8 ops run outside XNNPACK and the whole model is "
+                     "faster with it float, budget = int8 within the budget. Latency: the layer alone, batch 1, "
                      "1 thread, p50, on the machine that exported. <code>edgecnn explain</code> measures it again "
                      "here.</p>")
     return "".join(parts)

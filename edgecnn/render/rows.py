@@ -142,3 +142,18 @@ def format_text_table(rows: list[ExportRow]) -> str:
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 or i == len(cells) - 1 else c.rjust(w)  # noqa: E731
                                    for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     return "\n".join([line(head), "-" * len(line(head))] + [line(cells) for cells in body])
+
+
+def mixed_scores(mixed: dict[str, Any]) -> str:
+    """What a mixed-precision choice reached on its validation images (the manifest's ``mixed_precision``), in
+    the measure its budget was in: accuracy on labelled images, or agreement with float on unlabelled ones."""
+    agreement, gate = mixed.get("agreement"), mixed.get("min_agreement")
+    with_float = "" if agreement is None else f", agreement with float {agreement:.2%} (near ties not counted)"
+    with_float += "" if gate is None else f" against verify's gate {gate:.1%}"
+    if mixed.get("measure", "accuracy") == "agreement":
+        return (f"agreement with float: all int8 {mixed['all_int8_accuracy']:.2%}, this mix {mixed['accuracy']:.2%} "
+                f"(budget: at most {mixed['max_accuracy_drop_points']:g} points of disagreement)")
+    return (f"accuracy: float {mixed['float_accuracy']:.2%}, all int8 {mixed['all_int8_accuracy']:.2%}, this mix "
+            f"{mixed['accuracy']:.2%}{with_float} (budget: at most {mixed['max_accuracy_drop_points']:g} points below "
+            "float)")
+

@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from ..bundle.cpu import cpu_notes
 from ..bundle.files import MANIFEST_FILE, MODEL_FILE
 from ..bundle.manifest import load_manifest
 from ..bundle.targets import entry_by_content
@@ -346,6 +347,8 @@ def _manifest_description(path: Path, notes: list[str]) -> tuple[str, dict[str, 
             notes.append(f"{path.name} is not the file {source} describes (sha256 differs): its class names "
                          "and preprocessing are not used")
         return source, {}
+    if match is not None:
+        notes += cpu_notes(match[1], path.parent, manifest.model.file if manifest.model else None)
     return source, {"class_names": manifest.class_names, "preprocessing": manifest.preprocessing,
                     "precision": match[1].precision if match else None}
 

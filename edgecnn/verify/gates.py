@@ -11,16 +11,19 @@ class Thresholds:
     """A gate; ``None`` means that figure is not gated."""
 
     atol: float | None = None  # max abs probability difference
-    min_agreement_pct: float | None = None  # top-1 agreement with the reference, percent
+    #: top-1 agreement with the reference, percent, on the images the reference is not near a tie on
+    #: (edgecnn.metrics.NEAR_TIE_MARGIN): a flip of a near tie says nothing about the export
+    min_agreement_pct: float | None = None
     max_accuracy_drop_points: float | None = None  # accuracy below the reference, percentage points
 
     def check(self, *, max_abs_diff: float, agreement: float, accuracy_delta_points: float) -> list[str]:
-        """One message per threshold that is not met (empty when the gate passes)."""
+        """One message per threshold that is not met (empty when the gate passes); ``agreement``: the confident
+        one (see :data:`min_agreement_pct`)."""
         failures = []
         if self.atol is not None and not max_abs_diff <= self.atol:
             failures.append(f"max abs diff {max_abs_diff:.3g} > {self.atol:g}")
         if self.min_agreement_pct is not None and not 100 * agreement >= self.min_agreement_pct - 1e-9:
-            failures.append(f"agreement {100 * agreement:.2f}% < {self.min_agreement_pct:g}%")
+            failures.append(f"agreement {100 * agreement:.2f}% < {self.min_agreement_pct:g}% (near ties not counted)")
         drop = -accuracy_delta_points
         if self.max_accuracy_drop_points is not None and not drop <= self.max_accuracy_drop_points + 1e-9:
             failures.append(f"accuracy drop {drop:.2f} points > {self.max_accuracy_drop_points:g}")

@@ -9,8 +9,8 @@ import numpy as np
 
 from ..bundle.schema import SCHEMA_VERSIONS, VERIFY_WHAT
 from ..fileio import format_bytes
-from ..metrics import ProbComparison, per_class_accuracy
-from ..versions import machine
+from ..metrics import NEAR_TIE_MARGIN, ProbComparison, per_class_accuracy
+from ..versions import cpu_class, machine
 from .compat import Compatibility
 from .gates import Thresholds
 from .reference import Reference
@@ -46,6 +46,8 @@ class ExportResult:
             "images": c.images if c else None, "accuracy": self.accuracy,
             "accuracy_delta_points": self.accuracy_delta_points,
             "agreement": c.agreement if c else None, "flipped": c.flipped if c else None,
+            "confident_agreement": c.confident_agreement if c else None,
+            "near_tie_flips": c.near_tie_flips if c else None,
             "flipped_indices": c.flipped_indices.tolist() if c else None,
             "max_abs_diff": finite(c.max_abs_diff) if c else None,
             "mean_abs_diff": finite(c.mean_abs_diff) if c else None,
@@ -61,7 +63,8 @@ class ExportResult:
         c = self.comparison
         return {"passed": self.passed, "accuracy": self.accuracy, "accuracy_delta_points": self.accuracy_delta_points,
                 "agreement": c.agreement if c else None, "max_abs_diff": finite(c.max_abs_diff) if c else None,
-                "failures": self.failures, "verified_at": when}
+                "confident_agreement": c.confident_agreement if c else None,
+                "failures": self.failures, "verified_at": when, "verified_on": cpu_class()}
 
 
 def finite(value: float) -> float | None:
@@ -136,7 +139,7 @@ def format_report(report: VerifyReport) -> str:
     """The table of every export, its failures, the cross-runtime lines and one final line."""
     lines = []
     head = (f"{'export':<16} {'precision':<9} {'size':>9} {'accuracy':>9} {'Δ (pts)':>8} {'agreement':>9} "
-            f"{'flipped':>7} {'max diff':>9}  result")
+            f"{'no ties':>8} {'flipped':>7} {'max diff':>9}  result")
     for bundle in report.bundles:
         ref = bundle.reference
         lines.append(f"reference: {ref.why}; accuracy {_pct(bundle.reference_accuracy)} "
@@ -149,7 +152,8 @@ def format_report(report: VerifyReport) -> str:
             c = r.comparison
             delta = "-" if r.accuracy_delta_points is None else f"{r.accuracy_delta_points:+.2f}"
             lines.append(f"{r.key:<16} {r.precision or '-':<9} {format_bytes(r.bytes):>9} {_pct(r.accuracy):>9} {delta:>8} "
-                         f"{_pct(c.agreement if c else None):>9} {c.flipped if c else '-':>7} "
+                         f"{_pct(c.agreement if c else None):>9} {_pct(c.confident_agreement if c else None):>8} "
+                         f"{c.flipped if c else '-':>7} "
                          f"{_sci(c.max_abs_diff if c else None):>9}  {'PASS' if r.passed else 'FAIL'}")
         lines += [f"  {r.key}: {'; '.join(r.failures)}" for r in bundle.exports if r.failures]
         checked = [r for r in bundle.exports if r.compatibility]
@@ -160,6 +164,8 @@ def format_report(report: VerifyReport) -> str:
                   for p in bundle.cross_runtime]
         lines += [f"note: {n}" for n in bundle.notes]
     lines += [f"note: {n}" for n in report.notes]
+    lines.append(f"no ties: the gated agreement, on the images where the reference's top-1 leads by "
+                 f"{NEAR_TIE_MARGIN:g} or more (a near tie flips under any rounding)")
     rows = report.rows
     failed = [r.key for r in rows if not r.passed]
     where = f"; results in {', '.join(map(str, report.stored))}" if report.stored else ""

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import click
 import numpy as np
 
+from ..bundle.cpu import passed_on
 from ..bundle.files import VERIFY_FILE
 from ..bundle.manifest import update_manifest
 from ..bundle.schema import VERIFY_WHAT, Manifest, VerifyFile, parse
@@ -141,7 +142,7 @@ def _verify_one(target: Target, ref_probs: np.ndarray, ref_accuracy: float, x_te
         result.failures.append("outputs contain NaN or infinity")
     if result.thresholds is not None:
         result.failures += result.thresholds.check(
-            max_abs_diff=result.comparison.max_abs_diff, agreement=result.comparison.agreement,
+            max_abs_diff=result.comparison.max_abs_diff, agreement=result.comparison.confident_agreement,
             accuracy_delta_points=result.accuracy_delta_points)
     return result, probs
 
@@ -220,7 +221,11 @@ def _store(bundle: BundleReport, listed: set[str], report: VerifyReport) -> None
     def change(manifest: dict[str, Any]) -> None:
         for result in bundle.exports:
             if result.key in manifest.get("exports", {}):
-                manifest["exports"][result.key]["verify"] = result.manifest_record(created)
+                entry = manifest["exports"][result.key]
+                stamp = result.manifest_record(created)
+                earlier = (entry.get("verify") or {}).get("passed_on") or []
+                stamp["passed_on"] = passed_on(earlier, stamp["verified_on"], result.passed)
+                entry["verify"] = stamp
 
     try:
         write_json(path, record)
