@@ -82,7 +82,8 @@ LOG_EVERY_S = 5.0
 
 
 def layer_progress() -> Progress:
-    """Shows the int8 formats' per-layer measurements on stderr with the seconds each step has taken: one line
+    """Shows the int8 formats' per-layer measurements on stderr with the seconds each step has taken and an
+    estimate of those left (at the step's pace so far): one line
     rewritten in place on a terminal; in a log, a step's first and last lines and one every LOG_EVERY_S between."""
     tty = sys.stderr.isatty()
     step = {"what": None, "started": 0.0, "shown": 0.0, "width": 0}
@@ -94,7 +95,9 @@ def layer_progress() -> Progress:
         elif not tty and done < total and now - step["shown"] < LOG_EVERY_S:
             return
         step["shown"] = now
-        line = f"{what}: {done}/{total} layers ({now - step['started']:.0f} s)"
+        elapsed = now - step["started"]
+        left = f", about {elapsed / done * (total - done):.0f} s left" if 0 < done < total else ""
+        line = f"{what}: {done}/{total} layers ({elapsed:.0f} s{left})"
         click.echo(f"\r{line:<{step['width']}}" if tty else line, err=True, nl=not tty or done == total)
         step["width"] = 0 if done == total else len(line)  # a finished step's line stays; the next starts anew
 
@@ -366,8 +369,9 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
 @click.option("--threads", default=None, help="Comma-separated thread counts; N = all cores.  [default: 1,N]")
 @click.option("--runs", default=None, help="Timed runs per case, after the warm-up.  [default: 1000]")
 @click.option("--warmup", default=None, help="Untimed runs first.  [default: 100]")
-@click.option("--max-seconds", default=None, help="Stop a case's timed runs after this many seconds (at least 30 "
-                                                  "runs; each row records its runs).  [default: no limit]")
+@click.option("--max-seconds", default=None, help="Stop a case's warm-up and timed runs after this many seconds (at "
+                                                  "least 30 timed runs; each row records its runs).  [default: 10; "
+                                                  "--quick: 2]")
 @click.option("--quick", is_flag=True, help="Short preset: batch 1,32, 1 thread, 200 runs, 20 warm-up.")
 @click.option("--json", "json_path", type=PathArg, default=None, help="Also write the results to this JSON file.")
 @click.option("--csv", "csv_path", type=PathArg, default=None, help="Write one CSV row per case.")
@@ -394,6 +398,8 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
     report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path,
                        browser=browser, data=data)
     click.echo(report.table())
+    click.echo(f"each case: {options['runs']} timed runs after {options['warmup']} warm-up, capped at "
+               f"{options['max_seconds']} s (at least 30 timed runs; bench.json records the runs of each row)")
     if report.ratios:
         click.echo(lib.format_ratios(report.ratios))
     for note in report.notes:
@@ -438,7 +444,7 @@ def pipeline(ctx, out, epochs, batch_size, patience, seed, data, limit, image_si
 
     cfg = TrainConfig(out=out, epochs=epochs, batch_size=batch_size, patience=patience, seed=seed,
                       data=data, limit=limit, image_size=image_size, channels=int(channels) if channels else None)
-    result = run_pipeline(out, cfg, force=force, log=click.echo)
+    result = run_pipeline(out, cfg, force=force, log=click.echo, on_layer_progress=layer_progress())
     click.echo("")
     click.echo(result.table())
     click.echo(f"{'PASS' if result.passed else 'FAIL'}: pipeline finished in {result.seconds:.1f} s; "

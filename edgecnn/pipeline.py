@@ -31,6 +31,7 @@ from .bundle.results import load_bundle
 from .datasets.fashion_mnist import FILES, candidate_dirs
 from .errors import EdgecnnError
 from .fileio import ensure_writable_dir, read_json, remove_stale_temp_files, sha256_file, write_json
+from .progress import Progress
 from .render.rows import ExportRow, all_passed, export_rows, format_text_table
 from .train import TrainConfig
 from .versions import utc_now
@@ -201,7 +202,8 @@ def _folder_lock(out: Path) -> Iterator[None]:
         lock.release()
 
 
-def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step]:
+def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None],
+           on_layer_progress: Progress | None = None) -> list[Step]:
     """The five steps, in order."""
     from . import export, train, verify
     from .bench import bench
@@ -217,7 +219,8 @@ def _steps(out: Path, cfg: TrainConfig, log: Callable[[str], None]) -> list[Step
             if stage == "start":
                 log(f"  export: {name} ...")
 
-        result = export.export_model(out / MODEL_FILE, (export.ALL,), out, data=cfg.data, on_progress=progress)
+        result = export.export_model(out / MODEL_FILE, (export.ALL,), out, data=cfg.data, on_progress=progress,
+                                     on_layer_progress=on_layer_progress)
         export_missed[:] = [f"{name} not written: {why}" for name, why in result.failed.items()] + result.missed_budgets
 
     export_outputs = [fmt.file for fmt in export.FORMATS.values()] + [REFERENCE_PROBS_FILE, REFERENCE_LABELS_FILE]
@@ -249,10 +252,12 @@ def read_records(out: Path) -> dict[str, Any]:
 
 
 def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | None = None, force: bool = False,
-                 *, log: Callable[[str], None] | None = None) -> PipelineResult:
+                 *, log: Callable[[str], None] | None = None,
+                 on_layer_progress: Progress | None = None) -> PipelineResult:
     """Bring ``out`` (default: models/fashion-cnn) up to date; ``force`` redoes every step.
 
-    ``log`` receives one line per step (and export progress). A failed verification
+    ``log`` receives one line per step (and export progress); ``on_layer_progress`` the int8 formats'
+    per-layer measurements (see :data:`edgecnn.progress.Progress`). A failed verification
     does not stop the pipeline (bench and report still run), nor does a format export cannot write: see
     ``result.passed``.
     """
@@ -269,7 +274,7 @@ def run_pipeline(out: str | os.PathLike | None = None, train_cfg: TrainConfig | 
     with _folder_lock(out):
         remove_stale_temp_files(out)  # left by a run that was killed mid-write
         records = read_records(out)
-        for step in _steps(out, cfg, log):
+        for step in _steps(out, cfg, log, on_layer_progress):
             step_started = time.perf_counter()
             reason = "--force" if force else step_reason(out, step, records.get(step.name))
             if reason is not None:

@@ -194,7 +194,7 @@ def _fake_steps(calls: list[str], checks: dict[str, str | None], failing: str | 
         if name == failing:
             raise EdgecnnError(f"{name} broke")
 
-    return lambda out, cfg, log: [pipeline.Step(name, dict, list, (), lambda n=name: checks.get(n), lambda n=name: run(n))
+    return lambda out, cfg, log, on_layer_progress=None: [pipeline.Step(name, dict, list, (), lambda n=name: checks.get(n), lambda n=name: run(n))
                                   for name in STEPS]
 
 

@@ -10,8 +10,10 @@ import numpy as np
 from ..errors import EdgecnnError
 
 #: The command's defaults, and the pipeline's preset (short, one thread, the two batch sizes users ask about).
-FULL: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1, None), "runs": 1000, "warmup": 100}
-QUICK: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1,), "runs": 200, "warmup": 20}
+#: ``max_seconds`` caps each case's warm-up and timed runs (at least MIN_BUDGET_RUNS timed): a Keras
+#: ``model.predict`` call costs 0.3-0.5 s on a real network, and 1,000 of them would take most of an hour.
+FULL: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1, None), "runs": 1000, "warmup": 100, "max_seconds": 10}
+QUICK: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1,), "runs": 200, "warmup": 20, "max_seconds": 2}
 MAX_BATCH = 4096
 MAX_THREADS = 256
 MAX_RUNS = 1_000_000
@@ -51,7 +53,8 @@ def parse_options(*, batch_sizes: str | None = None, threads: str | None = None,
         "threads": parse_counts(threads, "--threads", high=MAX_THREADS, allow_n=True) if threads else preset["threads"],
         "runs": parse_count(runs, "--runs", low=1, high=MAX_RUNS) if runs else preset["runs"],
         "warmup": parse_count(warmup, "--warmup", low=0, high=MAX_RUNS) if warmup else preset["warmup"],
-        "max_seconds": parse_count(max_seconds, "--max-seconds", low=1, high=MAX_SECONDS) if max_seconds else None,
+        "max_seconds": (parse_count(max_seconds, "--max-seconds", low=1, high=MAX_SECONDS) if max_seconds
+                        else preset["max_seconds"]),
     }
 
 

@@ -65,13 +65,17 @@ def time_alternating(calls: Sequence[Callable[[], Any]], *, runs: int, warmup: i
     all of them alike. ``block=1`` compares calls sharing one model (the Predictor
     against its bare runtime call); a larger block lets each of two different
     models run with warm caches (int8 against float32). After ``warmup`` untimed
-    calls of each come ``runs`` timed ones, or fewer (never under
-    :data:`MIN_BUDGET_RUNS`) once ``max_seconds`` of timed rounds have passed.
+    calls of each (fewer, never none, once ``max_seconds`` have passed) come
+    ``runs`` timed ones, or fewer (never under :data:`MIN_BUDGET_RUNS`) once
+    ``max_seconds`` of timed rounds have passed.
     """
     if runs < 1 or warmup < 0 or block < 1:
         raise ValueError(f"need runs >= 1, warmup >= 0 and block >= 1, got {runs}, {warmup}, {block}")
+    warm_from = clock()
     for call in calls:
-        for _ in range(warmup):
+        for done in range(warmup):
+            if max_seconds is not None and done and clock() - warm_from >= max_seconds:
+                break  # the budget bounds the warm-up too: at least one untimed call each
             call()
     samples = np.empty((len(calls), runs), dtype=np.float64)
     order = list(enumerate(calls))

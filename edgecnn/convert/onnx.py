@@ -144,16 +144,26 @@ def prepare(source: ExportSource, folder: Path) -> tuple[Path, list[str]]:
     return prepared, apply_float_stem(prepared) if QUANTIZATION["float_stem"] else []
 
 
-def quantize_prepared(source: ExportSource, prepared: Path, out: Path, float_nodes: list[str]):
+def quantize_prepared(source: ExportSource, prepared: Path, out: Path, float_nodes: list[str],
+                      ranges: Path | None = None):
     """Quantize the prepared graph (see :data:`QUANTIZATION`), calibrated on the source's images, with
-    ``float_nodes`` left float; the checked ``onnx.ModelProto`` with the source's metadata."""
+    ``float_nodes`` left float; the checked ``onnx.ModelProto`` with the source's metadata.
+
+    ``ranges``: a file for the calibrated tensor ranges, written by the first call and read by the next ones
+    (onnxruntime 1.32's calibration cache; the ranges do not depend on which nodes stay float), so that mixed
+    precision calibrates once instead of once per candidate. Older onnxruntime calibrates every time.
+    """
+    import inspect
+
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     types = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    cache = ({"calibration_cache_path": str(ranges)}
+             if ranges is not None and "calibration_cache_path" in inspect.signature(quantize_static).parameters else {})
     with tfquiet.quiet(stdout=True):
         reader = calibration_reader(source.calibration(), source.batch or CALIBRATION_BATCH)
-        quantize_static(str(prepared), str(out), reader, nodes_to_exclude=list(float_nodes),
+        quantize_static(str(prepared), str(out), reader, nodes_to_exclude=list(float_nodes), **cache,
                         quant_format=getattr(QuantFormat, QUANTIZATION["quant_format"]),
                         activation_type=types[QUANTIZATION["activation_type"]],
                         weight_type=types[QUANTIZATION["weight_type"]],

@@ -54,6 +54,7 @@ class CalibratedONNX:
 
         self._source, self._held_out = source, held_out
         self._models: dict[tuple[str, ...], bytes] = {}
+        self._ranges = tempfile.TemporaryDirectory(prefix="edgecnn-onnx-ranges-")  # removed with this object
         with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
             prepared, _ = onnx_convert.prepare(source, Path(work))
             # shapes inferred again: the stem rewrite drops them, and cutting a layer out of the graph needs them
@@ -68,7 +69,8 @@ class CalibratedONNX:
         if nodes not in self._models:
             with tempfile.TemporaryDirectory(prefix="edgecnn-onnx-") as work:
                 prepared = self._save(Path(work))
-                model = onnx_convert.quantize_prepared(self._source, prepared, Path(work) / "int8.onnx", list(nodes))
+                model = onnx_convert.quantize_prepared(self._source, prepared, Path(work) / "int8.onnx", list(nodes),
+                                                       ranges=Path(self._ranges.name) / "ranges.json")
             self._models[nodes] = model.SerializeToString()
         return self._models[nodes]
 
