@@ -30,13 +30,22 @@ def test_export_and_verify_record_the_cpu_class(tiny_bundle, tmp_path):
     from edgecnn.verify import verify
 
     folder = shutil.copytree(tiny_bundle, tmp_path / "bundle")
-    verify([folder], progress=False)
-    verify([folder], progress=False)  # again on the same class: still one record
+    verify([folder / "model_int8.tflite"], progress=False)
     entry = json.loads((folder / "manifest.json").read_text())["exports"]["tflite-int8"]
     here = cpu_class()
     assert entry["exported_on"] == here and set(here["int8_dot"]) <= set(INT8_DOT_FLAGS)
     assert entry["verify"]["verified_on"] == here
     assert entry["verify"]["passed_on"] == ([here] if entry["verify"]["passed"] else [])
+
+
+def test_passed_on_keeps_one_record_per_class_and_only_passes():
+    from edgecnn.bundle.cpu import passed_on
+
+    here = cpu_class()
+    assert passed_on([], here, True) == [here]
+    assert passed_on([here], {**here, "cpu": "the same class, another model"}, True) == [here]
+    assert passed_on([ELSEWHERE], here, False) == [ELSEWHERE]
+    assert passed_on([ELSEWHERE], here, True) == [ELSEWHERE, here]
 
 
 def test_a_file_of_this_class_gets_no_note(tiny_bundle):

@@ -109,8 +109,9 @@ class DelegateCheck:
     ops: tuple[str, ...]  # those ops, e.g. ("HARD_SWISH",)
     int8_s: float  # the model with them int8, p50 at batch 1, 1 thread
     float_s: float  # with them float (delegated)
-    accuracy: float  # validation accuracy with them float
+    accuracy: float  # validation score with them float (see measure)
     kept_float: bool
+    measure: str = "accuracy"  # "accuracy", or "agreement" with float on unlabelled images
 
     def to_dict(self) -> dict:
         return {**asdict(self), "ops": list(self.ops)}
@@ -122,7 +123,7 @@ class DelegateCheck:
                    f"kept int8 ({'float costs more accuracy than the budget' if faster else 'float is not faster'})")
         return (f"XNNPACK leaves int8 {', '.join(self.ops)} of {self.layers} layers on the CPU; whole model at "
                 f"batch 1: {seconds(self.int8_s)} with them int8, {seconds(self.float_s)} float "
-                f"({100 * self.accuracy:.2f}% validation accuracy): {verdict}")
+                f"({100 * self.accuracy:.2f}% validation {self.measure}): {verdict}")
 
 
 @dataclass
@@ -279,7 +280,7 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         int8_s, float_s = time_models([calibrated.quantize(current), calibrated.quantize(chosen)])
         go_float = int8_s >= DELEGATE_GAIN * float_s and free(candidate)
         delegate = DelegateCheck(len(stranded), tuple(sorted({op for layer in stranded for op in cpu_ops[layer.index]})),
-                                 int8_s, float_s, candidate.score, go_float)
+                                 int8_s, float_s, candidate.score, go_float, evaluate.measure)
         if go_float:
             now = candidate
             reasons.update((layer.index, "delegate") for layer in stranded)
