@@ -98,7 +98,8 @@ def _export_and_verify(model: Path, folders: Path, bundle: Path, limit: float) -
     vrc, vseconds, _ = _edgecnn("verify", str(bundle))
     verified = json.loads((bundle / "verify.json").read_text(encoding="utf-8"))
     record["verify"] = {"exit_code": vrc, "seconds": round(vseconds, 1), "exports": {
-        fmt: {"passed": e["passed"], "agreement": e["agreement"], "max_abs_diff": e["max_abs_diff"],
+        fmt: {"passed": e["passed"], "agreement": e["agreement"], "confident_agreement": e.get("confident_agreement"),
+              "max_abs_diff": e["max_abs_diff"],
               "accuracy": e["accuracy"], "failures": e["failures"],
               "xnnpack": _xnnpack_line(e.get("compatibility"))}
         for fmt, e in verified["exports"].items()}}

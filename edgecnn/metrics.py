@@ -59,7 +59,7 @@ class ProbComparison:
 
 #: A reference top-1 that leads its runner-up by less than this is a near tie: any rounding may flip it, so the
 #: agreement gates count flips on the other images only. On Keras applications trained briefly on Fashion-MNIST,
-#: half to three quarters of the int8 flips and every float16 flip were near ties (README, "Agreement gates").
+#: 45-71% of the int8 flips and every float16 flip were near ties (README, "Agreement gates").
 NEAR_TIE_MARGIN = 0.1
 
 

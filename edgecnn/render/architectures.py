@@ -43,7 +43,8 @@ def architectures_markdown(record: dict[str, Any]) -> str:
         "<!-- made by `python bench/architectures.py` from bench/architectures.json; do not edit by hand -->",
         f"Each model trained {config['epochs']} epochs on {config['train_images']:,} images "
         f"({config['data']}), then exported with the command shown and checked with `edgecnn verify` on "
-        f"{config['test_images']:,} test images. A cell: verify's verdict, top-1 agreement with Keras, test accuracy.",
+        f"{config['test_images']:,} test images. A cell: verify's verdict, top-1 agreement with Keras (in "
+        "brackets the gated one, near ties not counted), test accuracy.",
         "",
         *head, *facts, *verdicts,
         "",
@@ -79,7 +80,9 @@ def _cell(run: dict[str, Any], fmt_name: str, failed: dict[str, str]) -> str:
     verdict = "PASS" if result["passed"] else "FAIL"
     kept = run["export"]["float_layers"].get(fmt_name)
     mix = f", {kept} layer{'' if kept == 1 else 's'} float" if kept else ""
-    return f"{verdict} {fmt(result['agreement'], '.1%')} / {fmt(result['accuracy'], '.1%')}{mix}"
+    gated = result.get("confident_agreement")
+    ties = "" if gated is None else f" ({fmt(gated, '.1%')} no ties)"
+    return f"{verdict} {fmt(result['agreement'], '.1%')}{ties} / {fmt(result['accuracy'], '.1%')}{mix}"
 
 
 def _delegate_cell(measured: dict[str, Any] | None) -> str:
