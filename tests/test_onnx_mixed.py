@@ -81,10 +81,10 @@ def test_a_layer_measured_slower_in_int8_stays_float_for_latency_when_the_budget
 
     source = hard_case[0]
     # all int8 is well within 50 points; the agreement gate (which it misses) left out: the budget alone decides
-    unmeasured = choose_onnx_int8(source, 50.0, measure_latency=False, min_agreement=None)
+    unmeasured = choose_onnx_int8(source, 50.0, measure_latency=False, agreement_gate=False)
     assert [(r.precision, r.reason, r.float32_s) for r in unmeasured.layers] == [("int8", "budget", None)] * 3
     monkeypatch.setattr(CalibratedONNX, "layer_latencies", slower_in_int8("stem"))
-    measured = choose_onnx_int8(source, 50.0, min_agreement=None)
+    measured = choose_onnx_int8(source, 50.0, agreement_gate=False)
     assert [(r.name, r.precision, r.reason) for r in measured.layers] == [
         ("stem", "float32", "latency"), ("conv", "int8", "budget"), ("head", "int8", "budget")]
 

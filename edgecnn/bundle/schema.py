@@ -176,6 +176,7 @@ class MixedPrecision:
     measure: str = "accuracy"  # "accuracy" on labelled validation images, "agreement" with float on unlabelled ones
     agreement: float | None = None  # the file's top-1 agreement with float on the validation images, no near ties
     min_agreement: float | None = None  # verify's agreement gate the choice had to meet too (a fraction)
+    misses: list[str] = field(default_factory=list)  # what the choice missed (empty when met)
     #: The whole-model timing behind reason "delegate" (mixed.DelegateCheck); None when no layer needed it.
     delegate: dict[str, Any] | None = None
 

@@ -16,7 +16,6 @@ import numpy as np
 
 from .. import tfquiet
 from ..progress import Progress
-from ..verify.gates import GATES
 from .mixed import DEFAULT_MAX_ACCURACY_DROP, Evaluator, LayerReport, MixedChoice, choose, worst_first
 
 if TYPE_CHECKING:
@@ -26,9 +25,6 @@ if TYPE_CHECKING:
 SQNR_IMAGES = 200
 #: Calibration images the per-layer latency blocks are calibrated on.
 LATENCY_IMAGES = 200
-#: verify's int8 agreement gate (near ties not counted), as a fraction: a mix export accepts must meet it on the
-#: validation images too, so that export's budget and verify's gates are one contract.
-INT8_AGREEMENT = GATES["int8"].min_agreement_pct / 100
 
 __all__ = ["CHOOSERS", "DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "choose_onnx_int8",
            "choose_tflite_int8", "worst_first"]
@@ -42,6 +38,15 @@ def _validation(source: ExportSource, run: Callable | None = None) -> Evaluator:
     return Evaluator(x_val, y_val, float_probs, run)
 
 
+def int8_agreement_gate() -> float:
+    """verify's int8 agreement gate (near ties not counted), as a fraction: a mix export accepts must meet it on
+    the validation images too, so that export's budget and verify's gates are one contract. Read when a model is
+    measured: importing verify here would load it with every CLI start."""
+    from ..verify.gates import GATES
+
+    return GATES["int8"].min_agreement_pct / 100
+
+
 def _named(name: str, on_progress: Progress | None) -> Progress | None:
     """``on_progress`` with the format before each ``what``: export and explain measure both formats."""
     return None if on_progress is None else lambda what, done, total: on_progress(f"{name}: {what}", done, total)
@@ -49,10 +54,10 @@ def _named(name: str, on_progress: Progress | None) -> Progress | None:
 
 def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
                        measure_latency: bool = True, latency_runs: int | None = None,
-                       min_agreement: float | None = INT8_AGREEMENT,
-                       on_progress: Progress | None = None) -> MixedChoice:
+                       agreement_gate: bool = True, on_progress: Progress | None = None) -> MixedChoice:
     """Measure each layer and choose its precision; ``max_accuracy_drop`` in points of validation accuracy (or of
-    agreement with float, unlabelled); ``min_agreement`` the agreement gate met with it (None: the budget alone);
+    agreement with float, unlabelled); ``agreement_gate``: meet verify's int8 agreement gate with it (False: the
+    budget alone);
     ``on_progress`` hears each layer measured, its ``what`` led by ``tflite-int8: ``."""
     from .latency import RUNS, layer_latencies, model_latencies
     from .tflite_layers import CalibratedTFLite
@@ -63,14 +68,14 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
     latencies = (layer_latencies(source.model, source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS,
                                  on_progress=on_progress) if measure_latency else None)
     time_models = (lambda models: model_latencies(models, evaluate.x[0])) if measure_latency else None
-    return choose(calibrated, evaluate, max_accuracy_drop, latencies, min_agreement=min_agreement,
+    return choose(calibrated, evaluate, max_accuracy_drop, latencies,
+                  min_agreement=int8_agreement_gate() if agreement_gate else None,
                   cpu_ops=calibrated.cpu_ops(), time_models=time_models, on_progress=on_progress)
 
 
 def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
                      measure_latency: bool = True, latency_runs: int | None = None,
-                     min_agreement: float | None = INT8_AGREEMENT,
-                     on_progress: Progress | None = None) -> MixedChoice:
+                     agreement_gate: bool = True, on_progress: Progress | None = None) -> MixedChoice:
     """The same for ``onnx-int8``, each layer timed alone in onnxruntime (a thin first convolution, the float
     stem, is the one its int8 kernel tends to lose on; the measurement decides)."""
     from .latency import RUNS
@@ -81,8 +86,8 @@ def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MA
     calibrated = CalibratedONNX(source, evaluate.x[:SQNR_IMAGES])
     latencies = (calibrated.layer_latencies(source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS,
                                             on_progress=on_progress) if measure_latency else None)
-    return choose(calibrated, evaluate, max_accuracy_drop, latencies, min_agreement=min_agreement,
-                  on_progress=on_progress)
+    return choose(calibrated, evaluate, max_accuracy_drop, latencies,
+                  min_agreement=int8_agreement_gate() if agreement_gate else None, on_progress=on_progress)
 
 
 #: The int8 formats mixed precision serves, and the function that measures and chooses for each.

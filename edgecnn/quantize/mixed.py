@@ -147,11 +147,20 @@ class MixedChoice:
     def drop_points(self) -> float:
         return 100 * (self.float_accuracy - self.accuracy)
 
+    def misses(self) -> list[str]:
+        """What this choice misses, a phrase each: the budget, verify's agreement gate (empty: met)."""
+        found = []
+        if self.drop_points > self.budget_points + 1e-9:
+            found.append(f"validation {self.measure} drop {self.drop_points:.2f} points > budget {self.budget_points:g}")
+        if self.min_agreement is not None and self.agreement is not None and self.agreement < self.min_agreement - 1e-12:
+            found.append(f"validation agreement with float {100 * self.agreement:.2f}% < verify's int8 gate "
+                         f"{100 * self.min_agreement:g}% (near ties not counted)")
+        return found
+
     @property
     def met(self) -> bool:
         """Within the budget, and at verify's agreement gate: what export accepts, verify passes."""
-        agrees = self.min_agreement is None or self.agreement is None or self.agreement >= self.min_agreement - 1e-12
-        return self.drop_points <= self.budget_points + 1e-9 and agrees
+        return not self.misses()
 
     def float_layers(self) -> list[str]:
         return [layer.name for layer in self.layers if layer.precision != "int8"]
@@ -169,7 +178,7 @@ class MixedChoice:
                                     "validation_source": validation_source, "float_accuracy": self.float_accuracy,
                                     "all_int8_accuracy": self.all_int8_accuracy, "accuracy": self.accuracy,
                                     "measure": self.measure, "agreement": self.agreement,
-                                    "min_agreement": self.min_agreement, "met": self.met,
+                                    "min_agreement": self.min_agreement, "met": self.met, "misses": self.misses(),
                                     "delegate": None if self.delegate is None else self.delegate.to_dict()}}
 
 
