@@ -33,6 +33,7 @@ from edgecnn.bench.output import format_markdown, seconds  # noqa: E402
 from edgecnn.bundle import MODEL_FILE, read_manifest  # noqa: E402
 from edgecnn.fileio import write_json, write_text  # noqa: E402
 from edgecnn.render.readme import block_text  # noqa: E402
+from edgecnn.render.arm64 import END as ARM64_END, START as ARM64_START  # noqa: E402
 from edgecnn.render.real_sizes import END as REAL_SIZES_END, START as REAL_SIZES_START  # noqa: E402
 from edgecnn.render.rows import mixed_scores  # noqa: E402
 
@@ -291,14 +292,16 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
     notes = report.notes + prepared
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    lines += ["", "## Latency on real sizes", "", REAL_SIZES_START, _kept_real_sizes(out / "RESULTS.md"), REAL_SIZES_END]
+    for title, start, end, script in (("Latency on real sizes", REAL_SIZES_START, REAL_SIZES_END, "real_sizes.py"),
+                                      ("Where ARM and x86 disagree", ARM64_START, ARM64_END, "arm64.py")):
+        lines += ["", f"## {title}", "", start, _kept(out / "RESULTS.md", start, end, script), end]
     return write_text(out / "RESULTS.md", "\n".join(lines) + "\n")
 
 
-def _kept_real_sizes(results: Path) -> str:
-    """The block bench/real_sizes.py wrote (another run, its own machine line), kept across this script's runs."""
+def _kept(results: Path, start: str, end: str, script: str) -> str:
+    """The block another bench script wrote (another run, its own machine line), kept across this script's runs."""
     text = results.read_text(encoding="utf-8") if results.is_file() else ""
-    return block_text(text, REAL_SIZES_START, REAL_SIZES_END) or "Not measured yet: run `python bench/real_sizes.py`."
+    return block_text(text, start, end) or f"Not measured yet: run `python bench/{script}`."
 
 
 def _browser_section(report: lib.BenchReport) -> list[str]:

@@ -104,6 +104,10 @@ def layer_progress() -> Progress:
     return show
 
 
+def echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def data_option(*aliases: str, help: str = DATA_HELP):
     """The one data option of every command; ``aliases`` keep older option names working."""
     return click.option("--data", *aliases, "data", type=PathArg, default=None, help=help)
@@ -292,18 +296,55 @@ def explain(model_path, formats, max_accuracy_drop, calibration_samples, data, i
               help="Max accuracy drop in percentage points, for every export.")
 @data_option("--data-dir", help=DATA_HELP + " Its test split is used.  [default: the data recorded at export, "
                                            "else the bundle's test_set.npz]")
+@click.option("--arch", type=click.Choice(["arm64"]), default=None,
+              help="Also run every export on emulated ARM cores (QEMU user-mode; needs root, built once: see "
+                   "'edgecnn arm64 setup').")
+@click.option("--cpu", "cpus", default=None, metavar="LIST",
+              help="With --arch: the comma-separated QEMU cores to run on (cortex-a53, cortex-a72, cortex-a76, "
+                   "neoverse-n1, max).  [default: cortex-a53,cortex-a76]")
+@click.option("--images", type=click.IntRange(min=1), default=None,
+              help="With --arch: run ARM on this many test images spread over the set (emulation is about 25x "
+                   "slower than a chip; a subset never counts as verified on that core).  [default: all]")
 @click.pass_context
-def verify(ctx, targets, reference, json_path, atol, min_agreement, max_accuracy_drop, data) -> None:
+def verify(ctx, targets, reference, json_path, atol, min_agreement, max_accuracy_drop, data, arch, cpus,
+           images) -> None:
     """Check exports against the Keras model on the whole test set (TARGETS: bundle folders or model files;
     default: every export of models/fashion-cnn). Exit 0 when all pass their gate, 1 when any fails."""
     from .errors import EXIT_FAILED
     from .verify import format_report, verify as run_verify
 
+    if (cpus or images) and not arch:
+        raise click.UsageError("--cpu and --images go with --arch arm64")
     report = run_verify(targets or None, reference=reference, atol=atol, min_agreement=min_agreement,
-                        max_accuracy_drop=max_accuracy_drop, data=data, json_path=json_path)
+                        max_accuracy_drop=max_accuracy_drop, data=data, json_path=json_path, arch=arch,
+                        cpus=[c.strip() for c in cpus.split(",") if c.strip()] if cpus else None, images=images,
+                        say=echo_err)
     click.echo(format_report(report))
     if not report.passed:
         ctx.exit(EXIT_FAILED)
+
+
+@cli.group()
+def arm64() -> None:
+    """The emulated ARM environment 'verify --arch arm64' runs in."""
+
+
+@arm64.command("setup")
+@click.argument("folder", type=PathArg, required=False)
+def arm64_setup(folder) -> None:
+    """Build (once) the Debian arm64 root and the aarch64 wheels of the runtime versions FOLDER's exports record
+    (default: models/fashion-cnn; this machine's versions without a manifest). Needs root; cached in
+    ~/.cache/edgecnn/arm64 (or $EDGECNN_ARM64_CACHE) and reused offline."""
+    from .arm64 import setup
+    from .bundle.targets import manifest_of, resolve_targets
+
+    recorded = []
+    for group in resolve_targets([folder] if folder else None):
+        manifest = manifest_of(group, required=False)
+        recorded += [entry.versions for entry in manifest.exports.values()] if manifest else [None]
+    for versions in {tuple(sorted((v or {}).items())): v for v in recorded}.values():
+        env = setup(versions, say=echo_err)
+        click.echo(f"arm64 ready: {env.root} ({', '.join(f'{k} {v}' for k, v in env.pins.items())}; {env.emulator})")
 
 
 @cli.command()

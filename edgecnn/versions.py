@@ -36,7 +36,7 @@ def cpu_model() -> str:
 
 
 #: CPU features that decide int8 and float kernel speed (x86 SIMD and 8-bit dot products; ARM's dot product).
-SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve")
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimd", "asimddp", "i8mm", "sve", "sme")
 
 
 def cpu_flags() -> list[str]:
@@ -52,10 +52,10 @@ def cpu_flags() -> list[str]:
     return []
 
 
-#: The int8 dot-product instructions (x86 VNNI, AVX-VNNI, AMX; ARM dotprod, i8mm): int8 kernels are chosen by
+#: The int8 dot-product instructions (x86 VNNI, AVX-VNNI, AMX; ARM dotprod, i8mm, SME): int8 kernels are chosen by
 #: them, so int8 speed, and on x86 without them the saturation of int8 products, differ between CPUs that have
 #: them and CPUs that do not.
-INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm", "sme")
 
 
 def cpu_class(flags: list[str] | None = None, arch: str | None = None) -> dict[str, object]:

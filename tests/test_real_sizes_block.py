@@ -31,6 +31,6 @@ def test_a_rewrite_of_results_keeps_the_block(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, spec.name, script)
     spec.loader.exec_module(script)
     results = tmp_path / "RESULTS.md"
-    assert script._kept_real_sizes(results).startswith("Not measured yet")
+    assert script._kept(results, START, END, "real_sizes.py").startswith("Not measured yet")
     results.write_text(f"# old\n{START}\n| a table |\n{END}\n", encoding="utf-8")
-    assert script._kept_real_sizes(results) == "| a table |"
+    assert script._kept(results, START, END, "real_sizes.py") == "| a table |"

@@ -196,6 +196,7 @@ class ExportRecord:
     layers: list[LayerPrecision] | None = None
     mixed_precision: MixedPrecision | None = None
     exported_on: dict[str, Any] | None = None  # edgecnn.versions.cpu_class() of the exporting machine
+    versions: dict[str, str | None] | None = None  # the packages it was made with, runtimes included
 
 
 @dataclass(frozen=True)
@@ -295,6 +296,41 @@ class CrossRuntime:
 
 
 @dataclass(frozen=True)
+class ArmVersusX86:
+    """An ARM run against the same file run on x86."""
+
+    agreement: float
+    flipped: int
+    near_tie_flips: int  # flips where the x86 run's top-1 led by less than edgecnn.metrics.NEAR_TIE_MARGIN
+    max_abs_diff: float | None = None
+    flipped_indices: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ArmVerified:
+    """One export on one emulated ARM core (verify --arch arm64); no time: emulated times say nothing."""
+
+    export: str
+    cpu: str
+    cpu_class: dict[str, Any]
+    emulator: str
+    passed: bool
+    failures: list[str]
+    images: int
+    full_test_set: bool
+    precision: str | None = None
+    versions: dict[str, str | None] = field(default_factory=dict)
+    accuracy: float | None = None
+    accuracy_delta_points: float | None = None
+    agreement: float | None = None
+    confident_agreement: float | None = None
+    flipped: int | None = None
+    max_abs_diff: float | None = None
+    x86: ArmVersusX86 | None = None
+    thresholds: dict[str, float | None] | None = None
+
+
+@dataclass(frozen=True)
 class VerifyFile:
     schema: int
     created: str
@@ -302,6 +338,7 @@ class VerifyFile:
     reference: VerifiedReference
     exports: dict[str, VerifiedExport]
     cross_runtime: list[CrossRuntime] = field(default_factory=list)
+    arm64: list[ArmVerified] = field(default_factory=list)
     test_set: str | None = None
     class_names: list[str] | None = None
 

@@ -14,7 +14,8 @@ from ..bundle.files import BENCH_FILE, MANIFEST_FILE, METRICS_FILE, TRAINING_FIL
 from ..bundle.results import load_bundle
 from ..errors import EdgecnnError
 from ..fileio import write_text
-from .rows import all_passed, browser_line, export_rows, fmt, listed, short_table
+from .rows import (ARM_CAPTION, ARM_HEADERS, all_passed, arm_table, browser_line, export_rows, fmt, listed,
+                   short_table)
 
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 
@@ -52,6 +53,11 @@ def figures_markdown(folder: str | os.PathLike | None = None, *, relative_to: st
     browser = browser_line(bundle)
     if browser:
         lines += ["", browser]
+    arm = arm_table(bundle)
+    if arm:
+        lines += ["", ARM_CAPTION, "", "| " + " | ".join(ARM_HEADERS) + " |",
+                  "|" + "|".join(["---"] * 3 + ["---:"] * (len(ARM_HEADERS) - 4) + [":---:"]) + "|",
+                  *("| " + " | ".join(row) + " |" for row in arm)]
     if (folder / TRAINING_FILE).is_file():
         picture = Path(os.path.relpath((folder / TRAINING_FILE).resolve(), relative_to)).as_posix()
         lines += ["", f"![loss and accuracy per epoch, train and validation]({picture})"]

@@ -31,7 +31,8 @@ from ..errors import EdgecnnError
 from ..fileio import format_bytes, read_npy, write_text
 from ..metrics import confusion_matrix, top1
 from . import charts
-from .rows import ExportRow, all_passed, browser_line, export_rows, fmt, listed, mixed_scores, verdict
+from .rows import (ARM_CAPTION, ARM_HEADERS, ExportRow, all_passed, arm_table, browser_line, export_rows, fmt, listed,
+                   mixed_scores, verdict)
 
 #: Files whose change makes the report stale (the pipeline compares their times with report.html's).
 REPORT_INPUTS = (METRICS_FILE, HISTORY_FILE, SUMMARY_FILE, TRAINING_FILE, ARCHITECTURE_FILE, MANIFEST_FILE,
@@ -199,6 +200,10 @@ def section_exports(bundle: Bundle, _data: TestSet | None) -> str:
         parts.append("<h3>Same precision, different runtimes</h3>" + table(
             ["a", "b", "agreement", "max |diff|"],
             [[c.a, c.b, fmt(c.agreement, ".2%"), fmt(c.max_abs_diff, ".2e")] for c in cross]))
+    arm = arm_table(bundle)
+    if arm:
+        parts.append("<h3>On ARM</h3>" + note(ARM_CAPTION.replace("*", "").replace("`", "")) + table(
+            ARM_HEADERS, arm, ["pass" if row[-1] == "PASS" else "fail" for row in arm]))
     return "".join(parts)
 
 

@@ -14,6 +14,7 @@ from ..bundle.files import MODEL_FILE
 from ..bundle.results import Bundle
 from ..bundle.schema import BenchRow
 from ..fileio import format_bytes
+from .arm64 import qemu_version
 
 #: Bench modes, in the order their batch-1 latency is preferred for a model's row.
 LATENCY_MODES = ("predictor", "keras.call", "keras.predict", "raw")
@@ -156,4 +157,27 @@ def mixed_scores(mixed: dict[str, Any]) -> str:
     return (f"accuracy: float {mixed['float_accuracy']:.2%}, all int8 {mixed['all_int8_accuracy']:.2%}, this mix "
             f"{mixed['accuracy']:.2%}{with_float} (budget: at most {mixed['max_accuracy_drop_points']:g} points below "
             "float)")
+
+
+#: The columns of the ARM table (verify --arch arm64), shared by the report and the README figures.
+ARM_HEADERS = ["export", "core (int8 dot)", "QEMU", "images", "no ties vs Keras", "vs x86", "flips (near ties)",
+               "max diff vs x86", "verdict"]
+#: What the ARM table's reader must know: where the figures come from, and why there is no time.
+ARM_CAPTION = ("Each export run on emulated ARM cores (the runtimes' aarch64 wheels under QEMU user-mode, "
+               "`edgecnn verify --arch arm64`), gated as on x86; *vs x86*: against the same file run on x86; near "
+               "ties: flips where the x86 run's top-1 led by less than 0.1. No times: emulated times say nothing "
+               "about a chip.")
+
+
+def arm_table(bundle: Bundle) -> list[list[str]]:
+    """One row per export and emulated core from verify.json's ``arm64`` rows (empty: never run)."""
+    rows = []
+    for r in bundle.verify.arm64 if bundle.verify else []:
+        dot = ", ".join(r.cpu_class.get("int8_dot") or []) or "none"
+        x = r.x86
+        rows.append([r.export, f"{r.cpu} ({dot})", qemu_version(r.emulator), f"{r.images:,}" + ("" if r.full_test_set else " (subset)"),
+                     fmt(r.confident_agreement, ".2%"), fmt(x.agreement if x else None, ".2%"),
+                     f"{x.flipped} ({x.near_tie_flips})" if x else "—", fmt(x.max_abs_diff if x else None, ".2e"),
+                     "PASS" if r.passed else "FAIL"])
+    return rows
 

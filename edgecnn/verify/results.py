@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +14,9 @@ from ..versions import cpu_class, machine
 from .compat import Compatibility
 from .gates import Thresholds
 from .reference import Reference
+
+if TYPE_CHECKING:
+    from .arm import ArmResult
 
 
 @dataclass
@@ -84,10 +87,11 @@ class BundleReport:
     notes: list[str] = field(default_factory=list)
     test_source: str | None = None  # where the test images came from
     class_names: list[str] | None = None
+    arm: list["ArmResult"] = field(default_factory=list)  # verify --arch arm64: one row per export and core
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.exports)
+        return all(r.passed for r in [*self.exports, *self.arm])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +103,7 @@ class BundleReport:
                           "confusion_matrix": self.reference_matrix.tolist()},
             "exports": {r.key: r.to_dict() for r in self.exports},
             "cross_runtime": self.cross_runtime,
+            "arm64": [r.to_dict() for r in self.arm],
             "passed": self.passed,
             "notes": self.notes,
             "test_set": self.test_source,
@@ -162,16 +167,41 @@ def format_report(report: VerifyReport) -> str:
             lines += [f"  {r.key}: {line}" for r in checked for line in r.compatibility.summary]
         lines += [f"cross-runtime {p['a']} vs {p['b']}: agreement {_pct(p['agreement'])}, max diff {_sci(p['max_abs_diff'])}"
                   for p in bundle.cross_runtime]
+        if bundle.arm:
+            lines += format_arm(bundle.arm)
         lines += [f"note: {n}" for n in bundle.notes]
     lines += [f"note: {n}" for n in report.notes]
     lines.append(f"no ties: the gated agreement, on the images where the reference's top-1 leads by "
                  f"{NEAR_TIE_MARGIN:g} or more (a near tie flips under any rounding)")
     rows = report.rows
-    failed = [r.key for r in rows if not r.passed]
+    arm = [r for b in report.bundles for r in b.arm]
+    failed = [r.key for r in rows if not r.passed] + [f"{r.key} on {r.cpu}" for r in arm if not r.passed]
     where = f"; results in {', '.join(map(str, report.stored))}" if report.stored else ""
+    runs = f"{len(rows)} exports" + (f" and {len(arm)} ARM runs" if arm else "")
     if failed:
-        lines.append(f"FAIL: {len(failed)} of {len(rows)} exports failed ({', '.join(failed)}) "
-                     f"in {report.seconds:.1f} s{where}")
+        lines.append(f"FAIL: {len(failed)} of {runs} failed ({', '.join(failed)}) in {report.seconds:.1f} s{where}")
     else:
-        lines.append(f"PASS: all {len(rows)} exports match the reference in {report.seconds:.1f} s{where}")
+        lines.append(f"PASS: all {runs} match the reference in {report.seconds:.1f} s{where}")
     return "\n".join(lines)
+
+
+def format_arm(rows: list["ArmResult"]) -> list[str]:
+    """The ARM table: each export on each emulated core, against the reference and against this machine's run."""
+    head = (f"{'export':<16} {'core':<11} {'int8 dot':<14} {'images':>6} {'accuracy':>9} {'no ties':>8} "
+            f"{'vs x86':>8} {'flips':>5} {'ties':>4} {'max diff':>9}  result")
+    lines = [f"on arm64, emulated ({rows[0].emulator}; no times: emulation runs about 25x slower than a chip, "
+             "and unevenly, so its times say nothing about one)", head, "-" * len(head)]
+    for r in rows:
+        c, x = r.comparison, r.versus_x86
+        dot = ", ".join(r.cpu_class.get("int8_dot") or []) or "none"
+        lines.append(f"{r.key:<16} {r.cpu:<11} {dot:<14} {r.images:>6} {_pct(r.accuracy):>9} "
+                     f"{_pct(c.confident_agreement if c else None):>8} {_pct(x.agreement if x else None):>8} "
+                     f"{x.flipped if x else '-':>5} {x.near_tie_flips if x else '-':>4} "
+                     f"{_sci(x.max_abs_diff if x else None):>9}  {'PASS' if r.passed else 'FAIL'}")
+    lines += [f"  {r.key} on {r.cpu}: {'; '.join(r.failures)}" for r in rows if r.failures]
+    lines.append("vs x86: top-1 agreement with this machine's run of the same file; flips: images whose top-1 "
+                 "differs from it, ties: how many of those the x86 run had near a tie; max diff: against it")
+    if not all(r.full_test_set for r in rows):
+        lines.append(f"note: {rows[0].images} test images spread over the set, not all: a pass here does not "
+                     "count as verified on that core")
+    return lines

@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import click
 import numpy as np
@@ -26,6 +26,7 @@ from ..errors import EdgecnnError, first_line
 from ..fileio import ensure_writable_file, read_json, sha256_file, write_json
 from ..metrics import accuracy, compare_probs, confusion_matrix, top1
 from ..versions import machine, utc_now
+from .arm import ArmJob, check_arch, prepare, sample, verify_on_arm
 from .compat import check_compatibility
 from .gates import check_overrides, gate_name, thresholds_for
 from .reference import Reference, find_reference, load_saved_probs
@@ -38,17 +39,23 @@ MAX_DISAGREEMENTS = 100  # flipped images listed in detail in verify.json
 def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str | os.PathLike | None = None,
            atol: float | None = None, min_agreement: float | None = None, max_accuracy_drop: float | None = None,
            data: str | os.PathLike | None = None, json_path: str | os.PathLike | None = None,
-           progress: bool = True) -> VerifyReport:
+           progress: bool = True, arch: str | None = None, cpus: Sequence[str] | None = None,
+           images: int | None = None, say: Callable[[str], None] = lambda line: None) -> VerifyReport:
     """Verify exports (bundle folders or model files; default: the default bundle) on the whole test set.
 
     Each bundle's own test set: ``data`` when given, else the data recorded at
     export (or the bundle's copy of its test split); see :func:`bundle_test_set`.
+
+    ``arch="arm64"`` also runs each export under the emulated ARM ``cpus`` (see
+    :mod:`.arm`), on ``images`` test images spread over the set (default: all);
+    ``say`` hears the one-time build of the ARM environment.
 
     Results go to each folder's verify.json and manifest (a read-only folder gets a
     note instead) and, with ``json_path``, to one JSON file. Bad input raises
     :class:`EdgecnnError`; a failed gate does not raise: see ``report.passed``.
     """
     check_overrides(atol, min_agreement, max_accuracy_drop)
+    cpus = check_arch(arch, cpus) if arch is not None else []
     if json_path is not None:
         ensure_writable_file(json_path, "--json")
     started = time.perf_counter()
@@ -58,8 +65,12 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
     refs = {folder: find_reference(folder, manifests[folder], explicit) for folder in groups}
     tests = {folder: test_set_of(folder, manifests[folder], data) for folder in groups}
     gate = {"atol": atol, "min_agreement": min_agreement, "max_accuracy_drop": max_accuracy_drop}
+    picks = {folder: sample(len(tests[folder].y), images) for folder in groups}
+    envs = prepare([t.entry.versions if t.entry else None for targets_ in groups.values() for t in targets_], say) \
+        if cpus else {}
 
-    total = sum(len(tests[f].y) * (len(t) + (refs[f].kind == "keras")) for f, t in groups.items())
+    total = sum(len(tests[f].y) * (len(t) + (refs[f].kind == "keras")) + len(picks[f]) * len(t) * len(cpus)
+                for f, t in groups.items())
     bundles = []
     with click.progressbar(length=total, label="verifying", file=sys.stderr, hidden=not progress,
                            item_show_func=lambda item: item) as bar:
@@ -67,7 +78,10 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
             ref, test = refs[folder], tests[folder]
             ref.probs = (_predict(ref.path, test.x, bar, "reference", described_by=manifests[folder])[0]
                          if ref.kind == "keras" else load_saved_probs(ref, test.y))
-            bundle = _verify_bundle(folder, ref, folder_targets, test.x, test.y, gate, bar)
+            bundle, probs_of = _verify_bundle(folder, ref, folder_targets, test.x, test.y, gate, bar)
+            if cpus:
+                bundle.arm = _verify_arm(bundle, folder_targets, probs_of, cpus, envs, test, picks[folder], ref,
+                                         gate, bar)
             bundle.notes += _reference_notes(ref, manifests[folder])
             bundle.test_source = test.source
             bundle.class_names = manifests[folder].class_names if manifests[folder] else None
@@ -83,7 +97,8 @@ def verify(targets: Iterable[str | os.PathLike] | None = None, *, reference: str
 
 
 def _verify_bundle(folder: Path, ref: Reference, targets: list[Target], x_test: np.ndarray, y_test: np.ndarray,
-                   gate: dict[str, float | None], bar) -> BundleReport:
+                   gate: dict[str, float | None], bar) -> tuple[BundleReport, dict[str, np.ndarray]]:
+    """The x86 results of one folder, and each run export's probabilities (the ARM runs are compared with them)."""
     classes = ref.probs.shape[1]
     ref_labels = top1(ref.probs)
     ref_accuracy = accuracy(ref_labels, y_test)
@@ -95,7 +110,21 @@ def _verify_bundle(folder: Path, ref: Reference, targets: list[Target], x_test: 
         if probs is not None:
             probs_of[target.key] = probs
     return BundleReport(folder, ref, ref_accuracy, confusion_matrix(y_test, ref_labels, classes), results,
-                        _cross_runtime(results, probs_of))
+                        _cross_runtime(results, probs_of)), probs_of
+
+
+def _verify_arm(bundle: BundleReport, targets: list[Target], probs_of: dict[str, np.ndarray], cpus: list[str],
+                envs: dict, test, picks: np.ndarray, ref: Reference, gate: dict[str, float | None], bar) -> list:
+    """The folder's exports on each ARM core; one that failed to run here is not run there (a note says so)."""
+    precision = {r.key: r.precision for r in bundle.exports}
+    jobs = [ArmJob(t.key, t.path, precision[t.key], probs_of[t.key][picks], t.entry.versions if t.entry else None)
+            for t in targets if t.key in probs_of]
+    skipped = [t.key for t in targets if t.key not in probs_of]
+    if skipped:
+        bundle.notes.append(f"not run on ARM, as they did not run here: {', '.join(skipped)}")
+        bar.update(len(picks) * len(skipped) * len(cpus))
+    return verify_on_arm(jobs, cpus, envs, test.x[picks], test.y[picks], ref.probs[picks], gate,
+                         full=len(picks) == len(test.y), on_images=bar.update)
 
 
 def _verify_one(target: Target, ref_probs: np.ndarray, ref_accuracy: float, x_test: np.ndarray, y_test: np.ndarray,
@@ -215,7 +244,10 @@ def _store(bundle: BundleReport, listed: set[str], report: VerifyReport) -> None
     record["exports"] = {**kept, **record["exports"]}
     record["cross_runtime"] += [pair for pair in earlier.get("cross_runtime", [])
                                 if pair["a"] in kept and pair["b"] in kept]
-    record["passed"] = all(e["passed"] for e in record["exports"].values())
+    ran = {(row["export"], row["cpu"]) for row in record["arm64"]}
+    record["arm64"] = [row for row in earlier.get("arm64", [])
+                       if row["export"] in listed and (row["export"], row["cpu"]) not in ran] + record["arm64"]
+    record["passed"] = all(e["passed"] for e in [*record["exports"].values(), *record["arm64"]])
     record.update(created=created, machine=machine())
 
     def change(manifest: dict[str, Any]) -> None:
@@ -225,6 +257,9 @@ def _store(bundle: BundleReport, listed: set[str], report: VerifyReport) -> None
                 stamp = result.manifest_record(created)
                 earlier = (entry.get("verify") or {}).get("passed_on") or []
                 stamp["passed_on"] = passed_on(earlier, stamp["verified_on"], result.passed)
+                for row in bundle.arm:  # an ARM class counts when its core passed on the whole test set
+                    if row.key == result.key and row.full_test_set:
+                        stamp["passed_on"] = passed_on(stamp["passed_on"], row.cpu_class, row.passed)
                 entry["verify"] = stamp
 
     try:
