@@ -53,12 +53,12 @@ def run_case(name: str, bundle: Path, cpus: list[str], float_images: int) -> lis
     return rows
 
 
-def kept_rows(path: Path, name: str, cpus: list[str]) -> list[dict]:
-    """The rows ``path`` holds for case ``name`` on cores other than ``cpus``."""
+def kept_rows(path: Path, cpus: list[str]) -> dict[str, list[dict]]:
+    """The rows ``path`` holds on cores other than ``cpus``, by case name."""
     if not path.is_file():
-        return []
-    cases = {case["name"]: case for case in json.loads(path.read_text(encoding="utf-8"))["cases"]}
-    return [row for row in cases.get(name, {}).get("rows", []) if row["cpu"] not in cpus]
+        return {}
+    return {case["name"]: [row for row in case["rows"] if row["cpu"] not in cpus]
+            for case in json.loads(path.read_text(encoding="utf-8"))["cases"]}
 
 
 def main() -> None:
@@ -68,12 +68,12 @@ def main() -> None:
     parser.add_argument("--float-images", type=int, default=2000)
     args = parser.parse_args()
     cpus = [c for c in args.cpu.split(",") if c]
-    cases = []
+    cases, kept = [], kept_rows(HERE / "arm64.json", cpus)
     for name in args.case or list(CASES):
         if not (CASES[name] / "manifest.json").is_file():
             print(f"{name}: no bundle at {CASES[name]} (run bench/architectures.py): left out", flush=True)
             continue
-        rows = kept_rows(HERE / "arm64.json", name, cpus) + run_case(name, CASES[name], cpus, args.float_images)
+        rows = kept.get(name, []) + run_case(name, CASES[name], cpus, args.float_images)
         cases.append({"name": name, "bundle": str(CASES[name]), "rows": rows})
     record = {"created": utc_now(), "machine": machine(), "cases": cases}
     write_json(HERE / "arm64.json", record)
