@@ -336,12 +336,14 @@ def arm64_setup(folder) -> None:
     (default: models/fashion-cnn; this machine's versions without a manifest). Needs root; cached in
     ~/.cache/edgecnn/arm64 (or $EDGECNN_ARM64_CACHE) and reused offline."""
     from .arm64 import setup
-    from .bundle.targets import manifest_of, resolve_targets
+    from .bundle.targets import resolve_targets
+    from .runtime import backend_class
 
     recorded = []
-    for group in resolve_targets([folder] if folder else None):
-        manifest = manifest_of(group, required=False)
-        recorded += [entry.versions for entry in manifest.exports.values()] if manifest else [None]
+    for targets in resolve_targets([folder] if folder else None).values():
+        for target in targets:
+            backend_class(target.path)  # a file of no runtime is a one-line error, not this machine's versions
+            recorded.append(target.entry.versions if target.entry else None)
     for versions in {tuple(sorted((v or {}).items())): v for v in recorded}.values():
         env = setup(versions, say=echo_err)
         click.echo(f"arm64 ready: {env.root} ({', '.join(f'{k} {v}' for k, v in env.pins.items())}; {env.emulator})")

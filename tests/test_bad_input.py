@@ -334,6 +334,12 @@ CASES: list[Case] = [
       env=NO_TF,
       setup=[copy("{B}", "{tmp}/" + UNICODE), copy("{I}", "{tmp}/ïdx dir")],
       creates=["{tmp}/" + UNICODE + "/verify.json"]),
+    # ---- verify --arch arm64 and its environment (option errors come before any emulator is looked for)
+    C("verify-cpu-without-arch", "verify {B} --cpu cortex-a53", ["--cpu", "--arch arm64"]),
+    C("verify-arch-unknown-cpu", "verify {B} --arch arm64 --cpu cortex-a99", ["cortex-a99", "unknown ARM CPU"]),
+    C("verify-arch-images-zero", "verify {B} --arch arm64 --images 0", ["--images", "0"]),
+    C("arm64-setup-target-missing", "arm64 setup {tmp}/none", ["{tmp}/none", "not found"]),
+    C("arm64-setup-target-wrong-type", "arm64 setup {file}", ["{file}", "unknown model type"]),
 
     # ---- bench
     C("bench-target-missing", "bench {tmp}/none.onnx", ["{tmp}/none.onnx", "not found"]),

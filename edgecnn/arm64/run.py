@@ -91,6 +91,6 @@ def _run_job(env: Arm64Env, root: Path, cpu: str, job: Path, model: Path, x: np.
         tail = stderr.strip().splitlines()[-1] if stderr.strip() else f"exit status {proc.returncode}"
         raise WorkerBug(f"the arm64 worker failed on {model.name} ({cpu}): {tail}")
     result = json.loads(result_file.read_text(encoding="utf-8"))
-    probs = np.load(job / "probs.npy") if result.get("error") is None else None
+    probs = np.load(job / "probs.npy", allow_pickle=False) if result.get("error") is None else None
     return ArmRun(cpu, result["flags"], result["versions"], probs, result.get("backend"), result.get("precision"),
                   result.get("error"))

@@ -22,7 +22,7 @@ from .cpus import hwcap_flags
 def main(job: Path) -> None:
     spec = json.loads((job / "job.json").read_text(encoding="utf-8"))
     record = {"flags": hwcap_flags(), "versions": package_versions(("numpy", "onnxruntime", "ai-edge-litert"))}
-    x = np.load(job / "x.npy", mmap_mode="r")
+    x = np.load(job / "x.npy", mmap_mode="r", allow_pickle=False)
     try:
         predictor = Predictor.load(job / spec["file"], threads=1)
         chunks = []
