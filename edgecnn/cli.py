@@ -412,10 +412,10 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
 @click.option("--threads", default=None, help="Comma-separated thread counts; N = all cores.  [default: 1,N]")
 @click.option("--runs", default=None, help="Timed runs per case, after the warm-up.  [default: 1000]")
 @click.option("--warmup", default=None, help="Untimed runs first.  [default: 100]")
-@click.option("--max-seconds", default=None, help="Stop a case's warm-up and timed runs after this many seconds (at "
-                                                  "least 30 timed runs; each row records its runs).  [default: 10; "
-                                                  "--quick: 2]")
-@click.option("--quick", is_flag=True, help="Short preset: batch 1,32, 1 thread, 200 runs, 20 warm-up.")
+@click.option("--max-seconds", default=None, help="Each case's time budget: its warm-up and timed runs stop after "
+                                                  "this many seconds together (at least 30 timed runs, 10 with "
+                                                  "--quick; each row records its runs).  [default: 3; --quick: 1]")
+@click.option("--quick", is_flag=True, help="Short preset: batch 1,32, 1 thread, 200 runs, 20 warm-up, 1 s a case.")
 @click.option("--json", "json_path", type=PathArg, default=None, help="Also write the results to this JSON file.")
 @click.option("--csv", "csv_path", type=PathArg, default=None, help="Write one CSV row per case.")
 @click.option("--plot", "plot_path", type=PathArg, default=None, help="Write a latency/throughput chart (PNG).")
@@ -441,8 +441,9 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
     report = lib.bench(targets or None, **options, json_path=json_path, csv_path=csv_path, plot_path=plot_path,
                        browser=browser, data=data)
     click.echo(report.table())
-    click.echo(f"each case: {options['runs']} timed runs after {options['warmup']} warm-up, capped at "
-               f"{options['max_seconds']} s (at least 30 timed runs; bench.json records the runs of each row)")
+    click.echo(f"each case: {options['runs']} timed runs after {options['warmup']} warm-up, both within "
+               f"{options['max_seconds']} s (at least {options['min_runs']} timed runs; bench.json records the runs "
+               "of each row)")
     if report.ratios:
         click.echo(lib.format_ratios(report.ratios))
     for note in report.notes:

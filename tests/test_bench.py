@@ -313,6 +313,21 @@ def test_a_time_budget_stops_slow_cases_but_keeps_a_minimum():
     assert len(time_calls(fake, runs=1000, max_seconds=10, clock=fake.clock)) == MIN_BUDGET_RUNS
     fake = FakeRuntime([0.001] * 1000)  # fast calls: all runs fit in the budget
     assert len(time_calls(fake, runs=1000, max_seconds=10, clock=fake.clock)) == 1000
+    fake = FakeRuntime([1.0] * 1000)  # the quick preset keeps fewer
+    assert len(time_calls(fake, runs=1000, max_seconds=2, min_runs=5, clock=fake.clock)) == 5
+
+
+def test_the_budget_bounds_warm_up_and_timed_runs_together():
+    """A case costs its budget, not twice it: the warm-up takes a quarter, the timed runs the rest."""
+    from edgecnn.bench.timing import WARMUP_SHARE
+
+    fake = FakeRuntime([0.1] * 10_000)
+    samples = time_calls(fake, runs=1000, warmup=1000, max_seconds=10, min_runs=1, clock=fake.clock)
+    assert fake.now == pytest.approx(10, abs=0.11)
+    assert fake.calls - len(samples) == pytest.approx(10 * WARMUP_SHARE / 0.1, abs=1)
+    fake = FakeRuntime([5.0] * 10)  # one slow call already spends the warm-up share: never no warm-up at all
+    assert len(time_calls(fake, runs=5, warmup=3, max_seconds=4, min_runs=2, clock=fake.clock)) == 2
+    assert fake.calls == 3
 
 
 def test_alternating_calls_are_timed_separately():
@@ -337,7 +352,7 @@ def test_exports_are_benchmarked_without_tensorflow(bench_bundle, tmp_path):
         f"images, _ = bench.targets.bench_images(1, (28, 28, 1), {str(tmp_path)!r})\n"
         f"import numpy as np; np.save({str(tmp_path / 'x.npy')!r}, images)\n"
         f"run_case({{'path': {str(model)!r}, 'mode': 'predictor', 'batch_size': 1, 'threads': 1, 'runs': 3,"
-        f" 'warmup': 0, 'images': {str(tmp_path / 'x.npy')!r}}})\n"
+        f" 'warmup': 0, 'min_runs': 1, 'images': {str(tmp_path / 'x.npy')!r}}})\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))\n"
     )
     proc = run_python(code, timeout=120)

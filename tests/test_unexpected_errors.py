@@ -171,7 +171,7 @@ def test_bench_facts_of_a_corrupt_file_are_a_model_file_error(tiny_bundle, tmp_p
 
 def _case(tmp_path: Path, **case) -> dict:
     """A worker case whose input images are missing: the worker crashes with a FileNotFoundError (a bug)."""
-    return {"batch_size": 1, "threads": 1, "runs": 2, "warmup": 0, "max_seconds": None,
+    return {"batch_size": 1, "threads": 1, "runs": 2, "warmup": 0, "max_seconds": None, "min_runs": 1,
             "images": str(tmp_path / "vanished.npy"), **case}
 
 

@@ -8,12 +8,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import EdgecnnError
+from .timing import MIN_BUDGET_RUNS
 
 #: The command's defaults, and the pipeline's preset (short, one thread, the two batch sizes users ask about).
-#: ``max_seconds`` caps each case's warm-up and timed runs (at least MIN_BUDGET_RUNS timed): a Keras
-#: ``model.predict`` call costs 0.3-0.5 s on a real network, and 1,000 of them would take most of an hour.
-FULL: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1, None), "runs": 1000, "warmup": 100, "max_seconds": 10}
-QUICK: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1,), "runs": 200, "warmup": 20, "max_seconds": 2}
+#: ``max_seconds`` caps each case's warm-up and timed runs together, ``min_runs`` timed runs kept at the least:
+#: a Keras call costs 0.05-0.5 s on a real network, int16x8 at batch 32 as much, and 1,000 of them a case would
+#: take most of an hour. The caps keep a plain bench of a real network's bundle near 5 minutes, --quick near 1.
+FULL: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1, None), "runs": 1000, "warmup": 100, "max_seconds": 3,
+                        "min_runs": MIN_BUDGET_RUNS}
+QUICK: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1,), "runs": 200, "warmup": 20, "max_seconds": 1,
+                         "min_runs": 10}
 MAX_BATCH = 4096
 MAX_THREADS = 256
 MAX_RUNS = 1_000_000
@@ -55,6 +59,7 @@ def parse_options(*, batch_sizes: str | None = None, threads: str | None = None,
         "warmup": parse_count(warmup, "--warmup", low=0, high=MAX_RUNS) if warmup else preset["warmup"],
         "max_seconds": (parse_count(max_seconds, "--max-seconds", low=1, high=MAX_SECONDS) if max_seconds
                         else preset["max_seconds"]),
+        "min_runs": preset["min_runs"],
     }
 
 
@@ -72,11 +77,12 @@ class BenchConfig:
     threads: tuple[int, ...]  # None ("N") resolved to os.cpu_count()
     runs: int
     warmup: int
-    max_seconds: int | None = None  # time budget of one case's timed runs
+    max_seconds: int | None = None  # time budget of one case's warm-up and timed runs
+    min_runs: int = MIN_BUDGET_RUNS  # timed runs the budget keeps at the least
 
     @classmethod
     def checked(cls, batch_sizes: Sequence[int], threads: Sequence[int | None], runs: int, warmup: int,
-                max_seconds: int | None = None) -> "BenchConfig":
+                max_seconds: int | None = None, min_runs: int = MIN_BUDGET_RUNS) -> "BenchConfig":
         """Validate the options (one-line errors) and resolve "N" threads to this machine's cores."""
         if not batch_sizes or not threads:
             raise EdgecnnError("--batch-sizes and --threads need at least one value each")
@@ -87,4 +93,5 @@ class BenchConfig:
             _in_range(runs, "--runs", 1, MAX_RUNS),
             _in_range(warmup, "--warmup", 0, MAX_RUNS),
             None if max_seconds is None else _in_range(max_seconds, "--max-seconds", 1, MAX_SECONDS),
+            _in_range(min_runs, "min_runs", 1, MAX_RUNS),
         )

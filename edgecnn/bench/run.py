@@ -34,6 +34,7 @@ from .options import BenchConfig
 from .output import check_outputs, format_table, write_csv, write_plot
 from .ratios import compute_ratios
 from .targets import BenchTarget, bench_images, find_targets
+from .timing import MIN_BUDGET_RUNS
 from .worker import EXPORT_MODES, PAIR_MODE
 
 
@@ -59,18 +60,19 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
           threads: Sequence[int | None] = (1, None), runs: int = 1000, warmup: int = 100,
           json_path: str | os.PathLike | None = None, csv_path: str | os.PathLike | None = None,
           plot_path: str | os.PathLike | None = None, progress: bool = True, include_keras: bool = True,
-          data: str | os.PathLike | None = None, max_seconds: int | None = None,
+          data: str | os.PathLike | None = None, max_seconds: int | None = None, min_runs: int = MIN_BUDGET_RUNS,
           browser: bool = False) -> BenchReport:
     """Benchmark bundle folders or model files (default: every export of the default bundle and its Keras model).
 
     ``threads`` may hold ``None`` for all cores. The inputs are each bundle's test images (``data`` overrides
-    where they come from; see :func:`edgecnn.datasets.bundled.bundle_test_set`). ``max_seconds`` caps the timed runs
-    of each case (slow Keras ``model.predict``): each row records the runs it made.
+    where they come from; see :func:`edgecnn.datasets.bundled.bundle_test_set`). ``max_seconds`` caps the warm-up and
+    timed runs of each case together (slow Keras calls), keeping at least ``min_runs`` timed: each row records the
+    runs it made.
     Results go to DIR/bench.json (DIR: the first target's folder) and to
     ``json_path``/``csv_path``/``plot_path`` when given. ``browser`` adds a batch-1 row per ONNX
     export run by the `edgecnn web` page in headless Chromium (mode ``browser/wasm``).
     """
-    cfg = BenchConfig.checked(batch_sizes, threads, runs, warmup, max_seconds)
+    cfg = BenchConfig.checked(batch_sizes, threads, runs, warmup, max_seconds, min_runs)
     found, notes = find_targets(targets, include_keras=include_keras)
     default_json: Path | None = found[0].path.parent / BENCH_FILE
     try:
@@ -87,7 +89,7 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
     pairs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-") as tmp:
         inputs = _save_inputs(found, max(cfg.batch_sizes), Path(tmp), data)
-        common = {"runs": cfg.runs, "warmup": cfg.warmup, "max_seconds": cfg.max_seconds}
+        common = {"runs": cfg.runs, "warmup": cfg.warmup, "max_seconds": cfg.max_seconds, "min_runs": cfg.min_runs}
         jobs: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None]]] = []
         for t in found:
             for n, b, mode in ((n, b, mode) for n in cfg.threads for b in cfg.batch_sizes for mode in t.modes):
@@ -109,7 +111,7 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
     if browser:
         rows += browser_rows(found, runs=cfg.runs, warmup=cfg.warmup, notes=notes)
     config = {"batch_sizes": list(cfg.batch_sizes), "threads": list(cfg.threads), "runs": cfg.runs,
-              "warmup": cfg.warmup, "max_seconds": cfg.max_seconds,
+              "warmup": cfg.warmup, "max_seconds": cfg.max_seconds, "min_runs": cfg.min_runs,
               "input": "; ".join(described for _, described in inputs.values()), "isolation": "one process per case"}
     report = BenchReport(machine(), utc_now(), config, rows, compute_ratios(rows, pairs), notes)
     for path in dict.fromkeys(Path(p).resolve() for p in (default_json, json_path) if p is not None):

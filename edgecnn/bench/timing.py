@@ -3,7 +3,8 @@
 The loop times one call at a time with ``perf_counter`` and the garbage
 collector paused (as :mod:`timeit` does), so a collection triggered by earlier
 allocations does not land in a random sample. An optional time budget caps
-very slow cases (Keras ``model.predict``) at a number of runs that fits in it.
+each case, warm-up included, so slow cases (Keras ``model.predict``, int16x8 at batch 32)
+run as many calls as fit in it and the whole benchmark has a known bound.
 """
 from __future__ import annotations
 
@@ -52,12 +53,15 @@ def summarize(samples: Sequence[float]) -> LatencyStats:
     return LatencyStats(float(p50), float(p90), float(p99), float(values.mean()), float(values.std()))
 
 
-#: Timed runs kept at the least when a time budget stops a case early.
+#: Timed runs kept at the least when a time budget stops a case early (``bench --quick`` keeps fewer).
 MIN_BUDGET_RUNS = 30
+#: The part of a case's time budget its warm-up may take: enough to settle caches and thread pools.
+WARMUP_SHARE = 0.25
 
 
 def time_alternating(calls: Sequence[Callable[[], Any]], *, runs: int, warmup: int = 0, block: int = 1,
-                     max_seconds: float | None = None, clock: Clock = time.perf_counter) -> np.ndarray:
+                     max_seconds: float | None = None, min_runs: int = MIN_BUDGET_RUNS,
+                     clock: Clock = time.perf_counter) -> np.ndarray:
     """Seconds of each timed call, shape (len(calls), runs).
 
     Each round makes ``block`` consecutive calls of every function, in forward
@@ -65,26 +69,26 @@ def time_alternating(calls: Sequence[Callable[[], Any]], *, runs: int, warmup: i
     all of them alike. ``block=1`` compares calls sharing one model (the Predictor
     against its bare runtime call); a larger block lets each of two different
     models run with warm caches (int8 against float32). After ``warmup`` untimed
-    calls of each (fewer, never none, once ``max_seconds`` have passed) come
-    ``runs`` timed ones, or fewer (never under :data:`MIN_BUDGET_RUNS`) once
-    ``max_seconds`` of timed rounds have passed.
+    calls of each come ``runs`` timed ones. ``max_seconds`` is the whole budget of
+    both, so a case costs about that much however slow its calls: the warm-up stops
+    after :data:`WARMUP_SHARE` of it (never before one call each), the timed rounds
+    once it is spent (never under ``min_runs``).
     """
     if runs < 1 or warmup < 0 or block < 1:
         raise ValueError(f"need runs >= 1, warmup >= 0 and block >= 1, got {runs}, {warmup}, {block}")
-    warm_from = clock()
+    began = clock()
     for call in calls:
         for done in range(warmup):
-            if max_seconds is not None and done and clock() - warm_from >= max_seconds:
-                break  # the budget bounds the warm-up too: at least one untimed call each
+            if max_seconds is not None and done and clock() - began >= max_seconds * WARMUP_SHARE:
+                break
             call()
     samples = np.empty((len(calls), runs), dtype=np.float64)
     order = list(enumerate(calls))
-    least = min(runs, MIN_BUDGET_RUNS)
+    least = min(runs, min_runs)
     done = rounds = 0
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        began = clock()
         while done < runs:
             size = min(block, runs - done)
             for which, call in (order if rounds % 2 == 0 else order[::-1]):
@@ -102,13 +106,15 @@ def time_alternating(calls: Sequence[Callable[[], Any]], *, runs: int, warmup: i
 
 
 def time_calls(call: Callable[[], Any], *, runs: int, warmup: int = 0, max_seconds: float | None = None,
-               clock: Clock = time.perf_counter) -> np.ndarray:
+               min_runs: int = MIN_BUDGET_RUNS, clock: Clock = time.perf_counter) -> np.ndarray:
     """Call ``call`` ``warmup`` times untimed, then ``runs`` times timed; the seconds of each timed call."""
-    return time_alternating([call], runs=runs, warmup=warmup, max_seconds=max_seconds, clock=clock)[0]
+    return time_alternating([call], runs=runs, warmup=warmup, max_seconds=max_seconds, min_runs=min_runs,
+                            clock=clock)[0]
 
 
 def measure(load: Callable[[], Callable[[], Any]], *, batch_size: int, runs: int, warmup: int,
-            max_seconds: float | None = None, clock: Clock = time.perf_counter) -> Timing:
+            max_seconds: float | None = None, min_runs: int = MIN_BUDGET_RUNS,
+            clock: Clock = time.perf_counter) -> Timing:
     """Time ``load()`` (which returns the inference call), the first call, then the warmed-up runs."""
     start = clock()
     call = load()
@@ -116,6 +122,6 @@ def measure(load: Callable[[], Callable[[], Any]], *, batch_size: int, runs: int
     start = clock()
     call()
     first_s = clock() - start
-    samples = time_calls(call, runs=runs, warmup=warmup, max_seconds=max_seconds, clock=clock)
+    samples = time_calls(call, runs=runs, warmup=warmup, max_seconds=max_seconds, min_runs=min_runs, clock=clock)
     stats = summarize(samples)
     return Timing(load_s, first_s, stats, batch_size / stats.mean, len(samples), warmup)

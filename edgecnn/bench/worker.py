@@ -56,7 +56,7 @@ class Loaded(NamedTuple):
 
 def run_case(case: dict[str, Any]) -> dict[str, Any]:
     """Load the model, time it and report; ``case`` holds path, mode, batch_size, threads, runs, warmup,
-    max_seconds (a time budget, or None) and images.
+    max_seconds (the case's time budget, or None), min_runs (the timed runs a budget keeps at least) and images.
 
     A Predictor case also times the Predictor, the bare runtime call and the input
     preparation alone in alternation (``paired_p50_s``): the predictor-overhead
@@ -74,7 +74,11 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         return loaded[0].call
 
     budget = case.get("max_seconds")
-    timing = measure(load, batch_size=case["batch_size"], runs=case["runs"], warmup=case["warmup"], max_seconds=budget)
+    paired = case["mode"] == "predictor"  # two timings share the case's budget, so it bounds the whole case
+    share = budget / 2 if paired and budget is not None else budget
+    least = case["min_runs"]
+    timing = measure(load, batch_size=case["batch_size"], runs=case["runs"], warmup=case["warmup"], max_seconds=share,
+                     min_runs=least)
     result = {
         **info,
         "runs": timing.runs,
@@ -87,7 +91,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
     parts = loaded[0].parts
     if parts is not None:
         calls = {"predictor": loaded[0].call, **parts}
-        samples = time_alternating(list(calls.values()), runs=case["runs"], warmup=case["warmup"], max_seconds=budget)
+        # no warm-up: the timing above has just warmed this very model and its session
+        samples = time_alternating(list(calls.values()), runs=case["runs"], max_seconds=share, min_runs=least)
         result["paired_p50_s"] = {name: float(np.median(s)) for name, s in zip(calls, samples)}
     return result
 
@@ -98,7 +103,8 @@ def run_pair(case: dict[str, Any], images: np.ndarray) -> dict[str, Any]:
 
     predictors = [Predictor.load(path, threads=case["threads"]) for path in case["paths"]]
     samples = time_alternating([lambda p=p: p.predict(images) for p in predictors], runs=case["runs"],
-                               warmup=case["warmup"], block=PAIR_BLOCK, max_seconds=case.get("max_seconds"))
+                               warmup=case["warmup"], block=PAIR_BLOCK, max_seconds=case.get("max_seconds"),
+                               min_runs=case["min_runs"])
     return {"paired_p50_s": [float(np.median(s)) for s in samples], "runs": samples.shape[1]}
 
 
