@@ -78,7 +78,6 @@ def explain_table(choice: MixedChoice) -> str:
     lines.append(f"validation {scores}all int8 {100 * choice.all_int8_accuracy:.2f}%, "
                  f"mixed {100 * choice.accuracy:.2f}% (drop {choice.drop_points:.2f} points, {verdict} the budget of "
                  f"{choice.budget_points:g}){agreement}")
-    if choice.delegate is not None:
-        lines.append(choice.delegate.line())
+    lines += [check.line() for check in (choice.latency, choice.delegate) if check is not None]
     return "\n".join(lines)
 

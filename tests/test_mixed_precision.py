@@ -175,13 +175,39 @@ def test_a_layer_slower_in_int8_stays_float_when_that_costs_no_accuracy():
     assert choose(calibrated, FakeEvaluator(calibrated, 0.90), 0.5, close_call).float_layers() == []
 
 
+@pytest.mark.parametrize("whole, kept", [([2e-3, 1e-3], True), ([1.0e-3, 0.95e-3], False), ([1e-3, 2e-3], False)])
+def test_layers_slower_in_int8_alone_stay_float_only_when_the_whole_model_is_faster(whole, kept):
+    """A layer alone does not pay the quantize/dequantize ops its float island adds: the whole candidate decides."""
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": 0.0, "b": 0.0})
+    timed = []
+    choice = choose(calibrated, FakeEvaluator(calibrated, 0.90), 0.5, [_latency(3.0), _latency(0.2)],
+                    time_models=lambda models: timed.extend(models) or whole)
+    assert timed == [b"", b"a"]  # all-int8 against the candidate with the slow layer float
+    assert choice.float_layers() == (["a"] if kept else [])
+    assert [r.reason for r in choice.layers] == (["latency", "budget"] if kept else ["budget", "budget"])
+    assert choice.latency.kept_float is kept and choice.latency.layers == 1
+    assert ("kept float" if kept else "returned to int8") in choice.note()
+    assert choice.manifest_fields("v")["mixed_precision"]["latency"]["kept_float"] is kept
+
+
 def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():
     from edgecnn.quantize.mixed import choose
 
-    calibrated = FakeCalibrated({"a": 1.0, "b": 0.5})
-    choice = choose(calibrated, FakeEvaluator(calibrated, 0.80), 0.5)  # all float recovers only 1.5 of 10 points
-    assert not choice.met and choice.float_layers() == ["a", "b"]
+    calibrated = FakeCalibrated({"a": 1.0, "b": 0.5, "c": 0.0})
+    seen = []
+
+    class Counting(FakeEvaluator):
+        def __call__(self, model: bytes):
+            seen.append(model)
+            return super().__call__(model)
+
+    choice = choose(calibrated, Counting(calibrated, 0.80), 0.5)  # all float recovers only 1.5 of 10 points
+    assert not choice.met and choice.float_layers() == ["a", "b", "c"]
     assert choice.drop_points == pytest.approx(8.5)
+    # all-int8, each layer alone, every layer float, the file: no greedy step once every layer float falls short
+    assert seen == [b"", b"a", b"b", b"c", b"a,b,c", b"a,b,c"]
 
 
 def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case, tmp_path):

@@ -179,6 +179,8 @@ class MixedPrecision:
     misses: list[str] = field(default_factory=list)  # what the choice missed (empty when met)
     #: The whole-model timing behind reason "delegate" (mixed.DelegateCheck); None when no layer needed it.
     delegate: dict[str, Any] | None = None
+    #: The whole-model timing behind reason "latency" (mixed.LatencyCheck); None when no layer needed it.
+    latency: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

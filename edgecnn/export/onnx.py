@@ -34,7 +34,8 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
                "calibration": source.calibration_info()}
     choice = source.cache.get("onnx-int8-choice")
     if choice is not None:
-        return {**details, **choice.manifest_fields(source.validation_source())}
+        return {**details, **choice.manifest_fields(source.validation_source()),
+                **({"note": choice.note()} if choice.note() else {})}
     return details
 
 

@@ -65,7 +65,7 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     path.write_bytes(embed_tflite_card(choice.model, card))
     return {**describe(path), "calibration": source.calibration_info(),
             **choice.manifest_fields(source.validation_source()),
-            **({"note": choice.delegate.line()} if choice.delegate is not None else {})}
+            **({"note": choice.note()} if choice.note() else {})}
 
 
 def export_full_int8(source: ExportSource, path: Path, card: dict) -> dict:

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
 
 #: Held-out images the per-layer SQNR is measured on (the first of the validation split).
 SQNR_IMAGES = 200
-#: Calibration images the per-layer latency blocks are calibrated on.
-LATENCY_IMAGES = 200
 
 __all__ = ["CHOOSERS", "DEFAULT_MAX_ACCURACY_DROP", "LayerReport", "MixedChoice", "choose_onnx_int8",
            "choose_tflite_int8", "worst_first"]
@@ -59,15 +57,16 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
     agreement with float, unlabelled); ``agreement_gate``: meet verify's int8 agreement gate with it (False: the
     budget alone);
     ``on_progress`` hears each layer measured, its ``what`` led by ``tflite-int8: ``."""
-    from .latency import RUNS, layer_latencies, model_latencies
+    from .latency import RUNS, model_latencies, tflite_call
     from .tflite_layers import CalibratedTFLite
 
     on_progress = _named("tflite-int8", on_progress)
     evaluate = _validation(source)
     calibrated = CalibratedTFLite(source, evaluate.x[:SQNR_IMAGES])
-    latencies = (layer_latencies(source.model, source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS,
-                                 on_progress=on_progress) if measure_latency else None)
-    time_models = (lambda models: model_latencies(models, evaluate.x[0])) if measure_latency else None
+    latencies = (calibrated.layer_latencies(source.calibration()[:1], runs=latency_runs or RUNS,
+                                            on_progress=on_progress) if measure_latency else None)
+    time_models = ((lambda models: model_latencies([tflite_call(model, evaluate.x[0]) for model in models]))
+                   if measure_latency else None)
     return choose(calibrated, evaluate, max_accuracy_drop, latencies,
                   min_agreement=int8_agreement_gate() if agreement_gate else None,
                   cpu_ops=calibrated.cpu_ops(), time_models=time_models, on_progress=on_progress)
@@ -78,16 +77,19 @@ def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MA
                      agreement_gate: bool = True, on_progress: Progress | None = None) -> MixedChoice:
     """The same for ``onnx-int8``, each layer timed alone in onnxruntime (a thin first convolution, the float
     stem, is the one its int8 kernel tends to lose on; the measurement decides)."""
-    from .latency import RUNS
-    from .onnx_layers import CalibratedONNX, run_onnx
+    from .latency import RUNS, model_latencies
+    from .onnx_layers import CalibratedONNX, onnx_call, run_onnx
 
     on_progress = _named("onnx-int8", on_progress)
     evaluate = _validation(source, run_onnx)
     calibrated = CalibratedONNX(source, evaluate.x[:SQNR_IMAGES])
-    latencies = (calibrated.layer_latencies(source.calibration()[:LATENCY_IMAGES], runs=latency_runs or RUNS,
+    latencies = (calibrated.layer_latencies(source.calibration()[:1], runs=latency_runs or RUNS,
                                             on_progress=on_progress) if measure_latency else None)
+    time_models = ((lambda models: model_latencies([onnx_call(model, evaluate.x[0]) for model in models]))
+                   if measure_latency else None)
     return choose(calibrated, evaluate, max_accuracy_drop, latencies,
-                  min_agreement=int8_agreement_gate() if agreement_gate else None, on_progress=on_progress)
+                  min_agreement=int8_agreement_gate() if agreement_gate else None, time_models=time_models,
+                  on_progress=on_progress)
 
 
 #: The int8 formats mixed precision serves, and the function that measures and chooses for each.

@@ -1,13 +1,13 @@
-"""Per-layer latency in float32 and int8: where int8 gains and where it loses.
+"""Latency in float32 and int8: per layer, where int8 gains and where it loses, and of whole candidates.
 
-:func:`time_layer` times one layer's two kernels; :func:`layer_latencies` cuts
-the TFLite layers (ONNX: :meth:`.onnx_layers.CalibratedONNX.layer_latencies`).
-Each weighted layer of a chain-shaped Keras model (with the weightless layers
-after it: pooling, flatten, dropout) is converted alone to TFLite float32 and
-int8 and timed at batch 1 on 1 thread, the two alternating in blocks in one
-process. A layer with few input channels (the first convolution of an image
-model) can be several times slower in int8 than in float32 under XNNPACK, which
-no whole-model figure shows.
+:func:`time_layer` times one layer's two kernels, each cut out of its file
+(:meth:`.tflite_layers.CalibratedTFLite.layer_latencies`,
+:meth:`.onnx_layers.CalibratedONNX.layer_latencies`), at batch 1 on 1 thread,
+the two alternating in blocks in one process. A layer with few input channels
+(the first convolution of an image model) can be several times slower in int8
+than in float32 under XNNPACK, which no whole-model figure shows. A layer alone
+does not pay the quantize and dequantize ops that keeping it float adds between
+its neighbours, so :func:`model_latencies` times whole candidate files too.
 """
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import tfquiet
-from ..batch_free import batch_free_reshapes
 from ..bench.timing import time_alternating
-from ..progress import Progress, counted
 
 #: Timed calls per block and precision; alternating blocks of BLOCK calls.
 RUNS, BLOCK, WARMUP = 1000, 50, 100
@@ -29,9 +27,9 @@ MODEL_RUNS = 300
 
 @dataclass(frozen=True)
 class LayerLatency:
-    """p50 of one layer block at batch 1, 1 thread, in seconds."""
+    """p50 of one layer at batch 1, 1 thread, in seconds."""
 
-    layers: str  # e.g. "Conv2D + MaxPooling2D"
+    layers: str  # its ops, e.g. "CONV_2D + MAX_POOL_2D" (ONNX: "Conv + MaxPool")
     input_shape: tuple[int, ...]
     float32_s: float
     int8_s: float
@@ -49,87 +47,27 @@ def time_layer(layers: str, input_shape: tuple[int, ...], float32_call: Callable
     return LayerLatency(layers, input_shape, float(np.median(samples[0])), float(np.median(samples[1])))
 
 
-def layer_blocks(model: Any) -> list[list[Any]] | None:
-    """The model's layers grouped as weighted layer + the weightless ones after it; None unless Sequential."""
-    if type(model).__name__ != "Sequential":
-        return None
-    blocks: list[list[Any]] = []
-    for layer in model.layers:
-        if layer.weights or not blocks:
-            blocks.append([layer])
-        else:
-            blocks[-1].append(layer)
-    return blocks
+def model_latencies(calls: Sequence[Callable[[], Any]], *, runs: int = MODEL_RUNS) -> list[float]:
+    """p50 in seconds of each whole-file call (:func:`tflite_call`, :func:`.onnx_layers.onnx_call`), timed
+    alternating in one process, so that whole candidates compare with every boundary they add."""
+    samples = time_alternating(calls, runs=runs, warmup=WARMUP, block=BLOCK)
+    return [float(np.median(s)) for s in samples]
 
 
-def layer_latencies(model: Any, images: np.ndarray, *, runs: int = RUNS,
-                    on_progress: Progress | None = None) -> list[LayerLatency] | None:
-    """Float32 and int8 p50 of each layer block (calibrated on ``images``, float32 model input); None when
-    the model is not a plain stack of layers. ``on_progress``: each block timed."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    tf = tfquiet.tensorflow()
-    blocks = layer_blocks(model)
-    if blocks is None:
-        return None
-    x = np.asarray(images, dtype=np.float32)
-    found = []
-    for block in counted(blocks, "timing float32 and int8", on_progress):
-        shape = tuple(x.shape[1:])
-
-        def apply(t, block=block):
-            for layer in block:
-                t = layer(t, training=False)
-            return t
-
-        fn = tf.function(apply, input_signature=[tf.TensorSpec((None, *shape), tf.float32)])
-        with batch_free_reshapes():  # timed as the exported file runs it
-            fn.get_concrete_function()
-        calls = []
-        for precision in ("float32", "int8"):
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
-            if precision == "int8":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.representative_dataset = lambda x=x: ([x[i:i + 1]] for i in range(len(x)))
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-                converter.inference_input_type = converter.inference_output_type = tf.int8
-            with tfquiet.quiet(stdout=True):
-                interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
-                interpreter.allocate_tensors()
-            inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-            scale, zero_point = inp["quantization"]
-            feed = x[:1] if not scale else np.clip(np.rint(x[:1] / scale + zero_point), -128, 127).astype(inp["dtype"])
-
-            def call(interpreter=interpreter, inp=inp, out=out, feed=feed):
-                interpreter.set_tensor(inp["index"], feed)
-                interpreter.invoke()
-                return interpreter.get_tensor(out["index"])
-
-            calls.append(call)
-        found.append(time_layer(" + ".join(type(layer).__name__ for layer in block), shape, *calls, runs=runs))
-        x = np.asarray(apply(x))
-    return found
-
-
-def model_latencies(models: Sequence[bytes], image: np.ndarray, *, runs: int = MODEL_RUNS) -> list[float]:
-    """p50 in seconds of each float-input TFLite file on one image (batch 1, 1 thread, LiteRT's default XNNPACK),
-    timed alternating in one process, so that whole candidates compare with every boundary they add."""
+def tflite_call(model: bytes, image: np.ndarray) -> Callable[[], Any]:
+    """One call of a float-input TFLite file on one image: batch 1, 1 thread, LiteRT's default XNNPACK."""
     from ai_edge_litert.interpreter import Interpreter
 
     feed = np.asarray(image, dtype=np.float32)[None]
-    calls = []
-    for model in models:
-        with tfquiet.quiet():
-            interpreter = Interpreter(model_content=model, num_threads=1)
-            inp = interpreter.get_input_details()[0]
-            if int(inp["shape_signature"][0]) < 0:
-                interpreter.resize_tensor_input(inp["index"], feed.shape)
-            interpreter.allocate_tensors()
+    with tfquiet.quiet():
+        interpreter = Interpreter(model_content=model, num_threads=1)
+        inp = interpreter.get_input_details()[0]
+        if int(inp["shape_signature"][0]) < 0:
+            interpreter.resize_tensor_input(inp["index"], feed.shape)
+        interpreter.allocate_tensors()
 
-        def call(interpreter=interpreter, index=inp["index"]):
-            interpreter.set_tensor(index, feed)
-            interpreter.invoke()
+    def call():
+        interpreter.set_tensor(inp["index"], feed)
+        interpreter.invoke()
 
-        calls.append(call)
-    samples = time_alternating(calls, runs=runs, warmup=WARMUP, block=BLOCK)
-    return [float(np.median(s)) for s in samples]
+    return call

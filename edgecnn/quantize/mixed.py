@@ -4,7 +4,10 @@ Start from every layer in int8. A layer whose int8 kernel is measured clearly
 slower than its float one (:data:`SLOWER_IN_INT8`) goes float when that costs no
 accuracy the budget cares about: the validation accuracy does not fall, or the
 drop stays within the budget (a free choice goes to speed; a few images of
-validation noise must not keep a slow kernel) (reason ``latency``). Layers
+validation noise must not keep a slow kernel) (reason ``latency``). A layer
+timed alone does not pay the quantize and dequantize ops its float island adds,
+so those layers stay float only when the whole model is measured faster with
+them float than all-int8 (:class:`LatencyCheck`); else they return to int8. Layers
 whose int8 ops the runtime's accelerator leaves on the CPU (XNNPACK and int8
 HARD_SWISH) are tried float together, and go float (reason ``delegate``) when
 the whole candidate model is measured faster and the budget allows it: one
@@ -13,8 +16,9 @@ layers do, so the fact alone does not decide. Then the layers are taken in the
 order of what keeping each one float alone recovers (measured once per layer:
 the output error left, then the score; ties: the cheaper float layer, then graph order)
 and, while the drop against the float model exceeds the budget (or the
-agreement is below verify's gate), each in turn goes float (reason ``error``);
-then each of those, last first, returns to int8 when the budget holds without
+agreement is below verify's gate), each in turn goes float (reason ``error``;
+when not even every layer float reaches it, all go float at once, where those
+steps would end); then each of those, last first, returns to int8 when the budget holds without
 it (two layers may only help together: a ruined tensor and its reader). One
 evaluation per step, so the search grows linearly with the layers, and the
 choice is the same on every run with the same inputs. Layers left in int8 carry reason ``budget``.
@@ -25,8 +29,10 @@ for the :class:`Evaluator`.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Callable, Collection, Mapping, NamedTuple, Protocol, Sequence
+from typing import Callable, Collection, Iterable, Iterator, Mapping, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -41,9 +47,9 @@ DEFAULT_MAX_ACCURACY_DROP = 0.5
 #: int8 / float32 latency of a layer above which its int8 kernel counts as slower: a margin over timing noise,
 #: so that a close call never flips the layer choice between runs.
 SLOWER_IN_INT8 = 1.5
-#: Whole-model p50 of all-int8 / the delegated candidate above which keeping the CPU-bound layers float is
-#: faster: a margin over timing noise, as for :data:`SLOWER_IN_INT8`.
-DELEGATE_GAIN = 1.1
+#: Whole-model p50 of int8 / a candidate with layers float for speed, above which that candidate counts as faster
+#: (the layers slower in int8 alone, the CPU-bound ones): a margin over timing noise, as for :data:`SLOWER_IN_INT8`.
+WHOLE_MODEL_GAIN = 1.1
 #: The progress step of the greedy loop; it stops as soon as the budget holds, short of its total.
 KEEPING_FLOAT = "keeping the most harmful layers float"
 #: Then each layer it kept float is tried in int8 again, last first, and stays int8 when the budget still holds.
@@ -52,6 +58,12 @@ RETURNING_TO_INT8 = "returning needless float layers to int8"
 AGREEMENT_NOISE = 0.001
 #: Images per interpreter call while evaluating candidates.
 EVAL_BATCH = 256
+
+
+def eval_threads() -> int:
+    """Threads a candidate's evaluation runs on: every core (the outputs are the same on any count; timing, not
+    this, is what runs on one thread)."""
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -118,12 +130,35 @@ class DelegateCheck:
 
     def line(self) -> str:
         """What the measurement decided, in one line (explain, and export's note)."""
-        faster = self.int8_s >= DELEGATE_GAIN * self.float_s
+        faster = self.int8_s >= WHOLE_MODEL_GAIN * self.float_s
         verdict = ("kept float (faster)" if self.kept_float else
                    f"kept int8 ({'float costs more accuracy than the budget' if faster else 'float is not faster'})")
         return (f"XNNPACK leaves int8 {', '.join(self.ops)} of {self.layers} layers on the CPU; whole model at "
                 f"batch 1: {seconds(self.int8_s)} with them int8, {seconds(self.float_s)} float "
                 f"({100 * self.accuracy:.2f}% validation {self.measure}): {verdict}")
+
+
+@dataclass(frozen=True)
+class LatencyCheck:
+    """The whole-model measurement behind reason ``latency``: the layers measured slower in int8 alone, float
+    together, against every layer int8, so that the quantize and dequantize ops around their float islands count."""
+
+    layers: int  # layers slower in int8 alone, whose float costs nothing the budget cares about
+    int8_s: float  # the model all-int8, p50 at batch 1, 1 thread
+    float_s: float  # with those layers float
+    kept_float: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        """What the measurement decided, in one line (explain, and export's note)."""
+        verdict = ("kept float (faster)" if self.kept_float else
+                   "returned to int8 (not faster: the quantize and dequantize ops around the float ones cost what "
+                   "they save)")
+        counted = f"{self.layers} layers are" if self.layers != 1 else "1 layer is"
+        return (f"{counted} slower in int8 alone; whole model at batch 1: {seconds(self.int8_s)} "
+                f"all-int8, {seconds(self.float_s)} with them float: {verdict}")
 
 
 @dataclass
@@ -142,6 +177,7 @@ class MixedChoice:
     measure: str = "accuracy"  # what the budget is in: "accuracy" (labelled images) or "agreement" (with float)
     agreement: float | None = None  # the chosen file's top-1 agreement with float, near ties not counted
     min_agreement: float | None = None  # verify's agreement gate the choice also had to meet (None: none)
+    latency: LatencyCheck | None = None  # None: no layer slower in int8 alone, or whole models not timed
 
     @property
     def drop_points(self) -> float:
@@ -162,6 +198,11 @@ class MixedChoice:
         """Within the budget, and at verify's agreement gate: what export accepts, verify passes."""
         return not self.misses()
 
+    def note(self) -> str | None:
+        """What the whole-model timings decided, in one line for export (None: nothing was timed whole)."""
+        lines = [check.line() for check in (self.latency, self.delegate) if check is not None]
+        return "; ".join(lines) or None
+
     def float_layers(self) -> list[str]:
         return [layer.name for layer in self.layers if layer.precision != "int8"]
 
@@ -179,7 +220,8 @@ class MixedChoice:
                                     "all_int8_accuracy": self.all_int8_accuracy, "accuracy": self.accuracy,
                                     "measure": self.measure, "agreement": self.agreement,
                                     "min_agreement": self.min_agreement, "met": self.met, "misses": self.misses(),
-                                    "delegate": None if self.delegate is None else self.delegate.to_dict()}}
+                                    "delegate": None if self.delegate is None else self.delegate.to_dict(),
+                                    "latency": None if self.latency is None else self.latency.to_dict()}}
 
 
 class Score(NamedTuple):
@@ -220,7 +262,7 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
     """Float outputs of a float-input TFLite model (mixed models keep float input and output) on a batch."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_content=model, num_threads=1)
+    interpreter = Interpreter(model_content=model, num_threads=eval_threads())
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     fixed = int(inp["shape_signature"][0]) > 0  # a static batch (export --batch 1) cannot resize: one image a call
     step = 1 if fixed else EVAL_BATCH
@@ -246,15 +288,16 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
 
     ``min_agreement``: verify's agreement gate (a fraction), met together with the budget;
     ``cpu_ops``: per layer index, its int8 ops the accelerator leaves on the CPU;
-    ``time_models`` gives the p50 of whole files (None: not timed, so those layers stay int8).
+    ``time_models`` gives the p50 of whole files (None: not timed, so the CPU-bound layers stay int8 and the
+    layers slower in int8 alone go float on their own figures).
     ``on_progress`` hears of each candidate evaluated: every layer alone, then each greedy step's.
     """
     layers = calibrated.layers
     timed = list(latencies) if latencies is not None and len(latencies) == len(layers) else None
     sqnr = calibrated.layer_sqnr()
     base = evaluate(calibrated.quantize(()))
-    alone = {layer.index: evaluate(calibrated.quantize((layer,)))
-             for layer in counted(layers, "measuring harm", on_progress)}
+    alone = dict(zip((layer.index for layer in layers), _overlapped(
+        (calibrated.quantize((layer,)) for layer in counted(layers, "measuring harm", on_progress)), evaluate)))
     reasons: dict[int, str] = {}
     now = base
     budget = budget_points / 100
@@ -279,6 +322,14 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         candidate = with_float(layer)
         if free(candidate):
             reasons[layer.index], now = "latency", candidate
+    latency = None
+    if reasons and time_models is not None:
+        int8_s, float_s = time_models([calibrated.quantize(()), calibrated.quantize(
+            [layer for layer in layers if layer.index in reasons])])
+        latency = LatencyCheck(len(reasons), int8_s, float_s, int8_s >= WHOLE_MODEL_GAIN * float_s)
+        if not latency.kept_float:
+            reasons.clear()
+            now = base
     cpu_ops = dict(cpu_ops or {})
     delegate = None
     stranded = [layer for layer in layers if layer.index in cpu_ops and layer.index not in reasons]
@@ -287,7 +338,7 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         chosen = sorted([*current, *stranded], key=lambda layer: layer.index)
         candidate = evaluate(calibrated.quantize(chosen))
         int8_s, float_s = time_models([calibrated.quantize(current), calibrated.quantize(chosen)])
-        go_float = int8_s >= DELEGATE_GAIN * float_s and free(candidate)
+        go_float = int8_s >= WHOLE_MODEL_GAIN * float_s and free(candidate)
         delegate = DelegateCheck(len(stranded), tuple(sorted({op for layer in stranded for op in cpu_ops[layer.index]})),
                                  int8_s, float_s, candidate.score, go_float, evaluate.measure)
         if go_float:
@@ -300,7 +351,13 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         alone[layer.index].error, -alone[layer.index].score, -alone[layer.index].agreement,
         -(timed[layer.index].float32_s - timed[layer.index].int8_s) if timed else 0, layer.index))
     added = []
-    if over(now):
+    everything = evaluate(calibrated.quantize(layers)) if over(now) and order else None
+    if everything is not None and over(everything):
+        # not even every layer float reaches it (ops outside the layers stay int8): the steps below would end
+        # there, one evaluation each, so go there at once
+        reasons.update((layer.index, "error") for layer in order)
+        now = everything
+    elif everything is not None:
         for layer in counted(order, KEEPING_FLOAT, on_progress):
             if not over(now):
                 break
@@ -326,7 +383,23 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         cpu_ops.get(layer.index, ())) for layer in layers]
     return MixedChoice(final, rows, evaluate.float_accuracy, base.score, reached.score, budget_points,
                        len(evaluate.x), sorted(node for layer in kept for node in layer.nodes), delegate,
-                       evaluate.measure, reached.agreement, min_agreement)
+                       evaluate.measure, reached.agreement, min_agreement, latency)
+
+
+def _overlapped(models: Iterable[bytes], evaluate: Evaluator) -> Iterator[Score]:
+    """Each model's score, in order, evaluated in a second thread while the next one is quantized: the runtimes
+    release the GIL while they run, so a Python quantizer (onnxruntime's) overlaps them (14% less time for
+    MobileNetV3Small's ONNX pass on 2 cores; LiteRT's ``mlir_quantize`` holds the GIL, so there, no gain)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending: Future[Score] | None = None
+        for model in models:
+            if pending is not None:
+                done, pending = pending, pool.submit(evaluate, model)
+                yield done.result()
+            else:
+                pending = pool.submit(evaluate, model)
+        if pending is not None:
+            yield pending.result()
 
 
 def worst_first(rows: Sequence[LayerReport]) -> list[LayerReport]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Collection, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Sequence
 
 import numpy as np
 
@@ -35,7 +35,7 @@ from ..convert import onnx as onnx_convert
 from ..convert.onnx import CALIBRATION_BATCH, calibration_reader
 from ..progress import Progress, counted
 from .latency import RUNS, LayerLatency, time_layer
-from .mixed import EVAL_BATCH, QuantLayer
+from .mixed import EVAL_BATCH, QuantLayer, eval_threads
 
 if TYPE_CHECKING:
     from ..convert.source import ExportSource
@@ -166,9 +166,17 @@ class CalibratedONNX:
         return path
 
 
-def run_onnx(model: bytes, x: np.ndarray) -> np.ndarray:
-    """Float outputs of a float-input ONNX model on a batch, one thread (a static batch-1 graph: one image a call)."""
+def onnx_call(model: bytes, image: np.ndarray) -> Callable[[], Any]:
+    """One call of a float-input ONNX file on one image: batch 1, one thread (:func:`.latency.model_latencies`)."""
     session = _session(model)
+    feeds = {session.get_inputs()[0].name: np.asarray(image, dtype=np.float32)[None]}
+    return lambda: session.run(None, feeds)
+
+
+def run_onnx(model: bytes, x: np.ndarray) -> np.ndarray:
+    """Float outputs of a float-input ONNX model on a batch, on every core (a static batch-1 graph: one image a
+    call)."""
+    session = _session(model, threads=eval_threads())
     return _run(session, {session.get_inputs()[0].name: x})
 
 
@@ -181,12 +189,12 @@ def _run(session, feeds: dict[str, np.ndarray]) -> np.ndarray:
                            .astype(np.float32) for start in range(0, count, step)])
 
 
-def _session(model: bytes):
-    """An onnxruntime CPU session on one thread, its warnings (unused initializers) kept off the screen."""
+def _session(model: bytes, threads: int = 1):
+    """An onnxruntime CPU session (one thread: timing), its warnings (unused initializers) kept off the screen."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.log_severity_level = 3
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 

@@ -20,7 +20,9 @@ import numpy as np
 from .. import tfquiet
 from ..convert.tflite import converter, representative
 from .error import channel_nsr, sqnr_db
+from ..progress import Progress, counted
 from .keras_names import Rows, keras_layers, layer_names, scopes
+from .latency import RUNS, LayerLatency, time_layer
 from .mixed import QuantLayer
 
 if TYPE_CHECKING:
@@ -57,12 +59,21 @@ class CalibratedTFLite:
         self.layers = _layers(self.quantize(()), *keras_layers(source.model))
 
     def quantize(self, float_layers) -> bytes:
-        """The quantized model (float input and output) with these :class:`QuantLayer` kept in float."""
-        tf = tfquiet.tensorflow()
+        """The quantized model (float input and output) with these :class:`QuantLayer` kept in float.
+
+        The debugger's own ``mlir_quantize`` call on its calibrated model: setting
+        its ``options`` instead would build and load an instrumented model each
+        time too, which doubles the cost of every candidate.
+        """
+        from tensorflow.lite.python import convert
+
         nodes = sorted(node for layer in float_layers for node in layer.nodes)
+        debugger = self.debugger
         with _quiet():
-            self.debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes or None)
-            return self.debugger.get_nondebug_quantized_model()
+            return convert.mlir_quantize(
+                debugger.calibrated_model,
+                disable_per_channel=debugger.converter._experimental_disable_per_channel,  # noqa: SLF001 (as the debugger)
+                fully_quantize=False, enable_numeric_verify=False, denylisted_nodes=nodes or None)
 
     def cpu_ops(self) -> dict[int, tuple[str, ...]]:
         """Per layer index: its int8 ops that XNNPACK leaves on the CPU but takes in float (int8 HARD_SWISH).
@@ -80,6 +91,28 @@ class CalibratedTFLite:
             if index is not None and op.op not in left_in_float:
                 found.setdefault(index, set()).add(op.op)
         return {index: tuple(sorted(ops)) for index, ops in found.items()}
+
+    def layer_latencies(self, images: np.ndarray, *, runs: int = RUNS,
+                        on_progress: Progress | None = None) -> list[LayerLatency]:
+        """Float32 and int8 p50 of each layer alone at batch 1, one thread (:func:`.latency.time_layer`).
+
+        Each layer's ops are cut (:mod:`.tflite_cut`) from the all-int8 file (the
+        export's own kernels and scales, int8 in and out as inside the whole file)
+        and from the file with every layer float, and fed that file's activations
+        on the first of ``images``. Any graph shape serves: nested models,
+        residual adds and squeeze-and-excitation gates alike. ``on_progress``: each layer timed.
+        """
+        from .tflite_cut import TFLiteCutter
+
+        image = np.asarray(images[0], dtype=np.float32)
+        with _quiet():
+            float32, int8 = TFLiteCutter(self.quantize(self.layers), image), TFLiteCutter(self.quantize(()), image)
+        found = []
+        for layer in counted(self.layers, "timing float32 and int8", on_progress):
+            with _quiet():
+                (_, float32_call), (ops, int8_call) = float32.call(layer.nodes), int8.call(layer.nodes)
+            found.append(time_layer(ops, layer.input_shape, float32_call, int8_call, runs=runs))
+        return found
 
     def layer_sqnr(self) -> dict[str, float]:
         """Per layer (by name): SQNR in dB of its int8 output against float on the same input, held-out images.
