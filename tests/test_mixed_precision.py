@@ -192,22 +192,46 @@ def test_layers_slower_in_int8_alone_stay_float_only_when_the_whole_model_is_fas
     assert choice.manifest_fields("v")["mixed_precision"]["latency"]["kept_float"] is kept
 
 
+class CountingEvaluator(FakeEvaluator):
+    """The fake, remembering every candidate it was asked to evaluate."""
+
+    def __init__(self, calibrated: FakeCalibrated, base: float) -> None:
+        super().__init__(calibrated, base)
+        self.seen: list[bytes] = []
+
+    def __call__(self, model: bytes):
+        self.seen.append(model)
+        return super().__call__(model)
+
+
+@pytest.mark.parametrize("base", [0.90, 0.86])
+def test_without_diagnosis_each_layer_alone_is_measured_only_for_the_search(base):
+    """export (diagnose=False) makes the same choice as explain; when all-int8 holds it skips one candidate a layer."""
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": 0.5, "b": 3.0, "c": 1.0})
+    full, fast = CountingEvaluator(calibrated, base), CountingEvaluator(calibrated, base)
+    diagnosed, chosen = choose(calibrated, full, 0.5), choose(calibrated, fast, 0.5, diagnose=False)
+    assert chosen.float_layers() == diagnosed.float_layers() and chosen.model == diagnosed.model
+    assert all(r.harm_points is not None for r in diagnosed.layers)
+    if base == 0.90:  # all-int8 within the budget: no search, so nothing measured alone
+        assert fast.seen == [b"", b""] and len(full.seen) == 5
+        assert [r.harm_points for r in chosen.layers] == [None] * 3
+        assert chosen.manifest_fields("v")["layers"][0]["harm_points"] is None
+    else:
+        assert fast.seen == full.seen
+
+
 def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():
     from edgecnn.quantize.mixed import choose
 
     calibrated = FakeCalibrated({"a": 1.0, "b": 0.5, "c": 0.0})
-    seen = []
-
-    class Counting(FakeEvaluator):
-        def __call__(self, model: bytes):
-            seen.append(model)
-            return super().__call__(model)
-
-    choice = choose(calibrated, Counting(calibrated, 0.80), 0.5)  # all float recovers only 1.5 of 10 points
+    evaluate = CountingEvaluator(calibrated, 0.80)
+    choice = choose(calibrated, evaluate, 0.5)  # all float recovers only 1.5 of 10 points
     assert not choice.met and choice.float_layers() == ["a", "b", "c"]
     assert choice.drop_points == pytest.approx(8.5)
     # all-int8, each layer alone, every layer float, the file: no greedy step once every layer float falls short
-    assert seen == [b"", b"a", b"b", b"c", b"a,b,c", b"a,b,c"]
+    assert evaluate.seen == [b"", b"a", b"b", b"c", b"a,b,c", b"a,b,c"]
 
 
 def test_export_with_a_budget_writes_the_mix_and_the_manifest_says_why(hard_case, tmp_path):

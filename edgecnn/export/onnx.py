@@ -54,8 +54,9 @@ def int8_model(source: ExportSource):
         if source.max_accuracy_drop is not None:
             from ..quantize import choose_onnx_int8
 
+            # diagnose=False: each layer alone is measured only when the budget needs the search
             choice = choose_onnx_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency,
-                                      on_progress=source.on_progress)
+                                      diagnose=False, on_progress=source.on_progress)
             model, float_nodes = onnx.load_from_string(choice.model), choice.float_nodes
             source.cache["onnx-int8-choice"] = choice
         else:

@@ -60,8 +60,9 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
         return export_full_int8(source, path, card)
     from ..quantize import choose_tflite_int8
 
+    # diagnose=False: each layer alone is measured only when the budget needs the search (explain measures all)
     choice = choose_tflite_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency,
-                                on_progress=source.on_progress)
+                                diagnose=False, on_progress=source.on_progress)
     path.write_bytes(embed_tflite_card(choice.model, card))
     return {**describe(path), "calibration": source.calibration_info(),
             **choice.manifest_fields(source.validation_source()),

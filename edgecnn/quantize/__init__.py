@@ -52,11 +52,12 @@ def _named(name: str, on_progress: Progress | None) -> Progress | None:
 
 def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
                        measure_latency: bool = True, latency_runs: int | None = None,
-                       agreement_gate: bool = True, on_progress: Progress | None = None) -> MixedChoice:
+                       agreement_gate: bool = True, diagnose: bool = True,
+                       on_progress: Progress | None = None) -> MixedChoice:
     """Measure each layer and choose its precision; ``max_accuracy_drop`` in points of validation accuracy (or of
     agreement with float, unlabelled); ``agreement_gate``: meet verify's int8 agreement gate with it (False: the
-    budget alone);
-    ``on_progress`` hears each layer measured, its ``what`` led by ``tflite-int8: ``."""
+    budget alone); ``diagnose``: measure every layer's harm even when all-int8 meets the budget (see
+    :func:`.mixed.choose`); ``on_progress`` hears each layer measured, its ``what`` led by ``tflite-int8: ``."""
     from .latency import RUNS, model_latencies, tflite_call
     from .tflite_layers import CalibratedTFLite
 
@@ -69,12 +70,13 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
                    if measure_latency else None)
     return choose(calibrated, evaluate, max_accuracy_drop, latencies,
                   min_agreement=int8_agreement_gate() if agreement_gate else None,
-                  cpu_ops=calibrated.cpu_ops(), time_models=time_models, on_progress=on_progress)
+                  cpu_ops=calibrated.cpu_ops(), time_models=time_models, diagnose=diagnose, on_progress=on_progress)
 
 
 def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
                      measure_latency: bool = True, latency_runs: int | None = None,
-                     agreement_gate: bool = True, on_progress: Progress | None = None) -> MixedChoice:
+                     agreement_gate: bool = True, diagnose: bool = True,
+                     on_progress: Progress | None = None) -> MixedChoice:
     """The same for ``onnx-int8``, each layer timed alone in onnxruntime (a thin first convolution, the float
     stem, is the one its int8 kernel tends to lose on; the measurement decides)."""
     from .latency import RUNS, model_latencies
@@ -89,7 +91,7 @@ def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MA
                    if measure_latency else None)
     return choose(calibrated, evaluate, max_accuracy_drop, latencies,
                   min_agreement=int8_agreement_gate() if agreement_gate else None, time_models=time_models,
-                  on_progress=on_progress)
+                  diagnose=diagnose, on_progress=on_progress)
 
 
 #: The int8 formats mixed precision serves, and the function that measures and chooses for each.

@@ -101,8 +101,8 @@ class LayerReport:
     weight_bytes_float32: int
     weight_bytes_int8: int
     sqnr_db: float  # int8 output against float on the same input, held-out images (higher is better)
-    harm_points: float  # validation accuracy recovered by keeping only this layer float
-    output_error: float  # mean abs probability change vs float recovered by keeping only this layer float
+    harm_points: float | None  # validation accuracy recovered by keeping only this layer float (None: not measured)
+    output_error: float | None  # mean abs probability change vs float recovered by keeping only this layer float
     float32_s: float | None
     int8_s: float | None
     precision: str
@@ -210,7 +210,8 @@ class MixedChoice:
         """The manifest's ``layers`` and ``mixed_precision`` (see edgecnn.bundle.schema)."""
         return {"layers": [{"name": r.name, "op": r.op, "precision": r.precision, "reason": r.reason,
                             "sqnr_db": round(r.sqnr_db, 2) if np.isfinite(r.sqnr_db) else None,
-                            "harm_points": round(r.harm_points, 2), "float32_s": r.float32_s, "int8_s": r.int8_s,
+                            "harm_points": None if r.harm_points is None else round(r.harm_points, 2),
+                            "float32_s": r.float32_s, "int8_s": r.int8_s,
                             "weight_bytes_float32": r.weight_bytes_float32, "weight_bytes_int8": r.weight_bytes_int8,
                             "cpu_ops": list(r.cpu_ops)}
                            for r in self.layers],
@@ -283,21 +284,32 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
            latencies: Sequence[LayerLatency] | None = None, *, min_agreement: float | None = None,
            cpu_ops: Mapping[int, tuple[str, ...]] | None = None,
            time_models: Callable[[Sequence[bytes]], Sequence[float]] | None = None,
-           on_progress: Progress | None = None) -> MixedChoice:
+           diagnose: bool = True, on_progress: Progress | None = None) -> MixedChoice:
     """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
 
     ``min_agreement``: verify's agreement gate (a fraction), met together with the budget;
     ``cpu_ops``: per layer index, its int8 ops the accelerator leaves on the CPU;
     ``time_models`` gives the p50 of whole files (None: not timed, so the CPU-bound layers stay int8 and the
     layers slower in int8 alone go float on their own figures).
+    ``diagnose``: measure what each layer alone recovers even when the budget needs no search (explain's
+    table); False measures it only for the search (export: one candidate per layer saved when int8 holds).
     ``on_progress`` hears of each candidate evaluated: every layer alone, then each greedy step's.
     """
     layers = calibrated.layers
     timed = list(latencies) if latencies is not None and len(latencies) == len(layers) else None
     sqnr = calibrated.layer_sqnr()
     base = evaluate(calibrated.quantize(()))
-    alone = dict(zip((layer.index for layer in layers), _overlapped(
-        (calibrated.quantize((layer,)) for layer in counted(layers, "measuring harm", on_progress)), evaluate)))
+    alone: dict[int, Score] = {}
+
+    def measure_harm() -> None:
+        """Each layer alone float: one candidate per layer, once."""
+        if not alone:
+            alone.update(zip((layer.index for layer in layers), _overlapped(
+                (calibrated.quantize((layer,)) for layer in counted(layers, "measuring harm", on_progress)),
+                evaluate)))
+
+    if diagnose:
+        measure_harm()
     reasons: dict[int, str] = {}
     now = base
     budget = budget_points / 100
@@ -305,7 +317,8 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
 
     def with_float(extra: QuantLayer) -> Score:
         chosen = [layer for layer in layers if layer.index in reasons or layer is extra]
-        return alone[extra.index] if len(chosen) == 1 else evaluate(calibrated.quantize(chosen))
+        return alone[extra.index] if len(chosen) == 1 and extra.index in alone else \
+            evaluate(calibrated.quantize(chosen))
 
     def over(candidate: Score) -> bool:
         """Beyond the budget, or below the agreement gate."""
@@ -347,9 +360,11 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
     # worst first by the one-pass measure (the output error left when each layer alone is float: continuous, so
     # steadier than a score counted in images; on MobileNetV3Small it reached the gate with 35 float layers where
     # ordering by score took 42), then one candidate a step: linear in the number of layers
+    if over(now):
+        measure_harm()
     order = sorted((layer for layer in layers if layer.index not in reasons), key=lambda layer: (
         alone[layer.index].error, -alone[layer.index].score, -alone[layer.index].agreement,
-        -(timed[layer.index].float32_s - timed[layer.index].int8_s) if timed else 0, layer.index))
+        -(timed[layer.index].float32_s - timed[layer.index].int8_s) if timed else 0, layer.index)) if alone else []
     added = []
     everything = evaluate(calibrated.quantize(layers)) if over(now) and order else None
     if everything is not None and over(everything):
@@ -377,7 +392,8 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
     reached = evaluate(final)
     rows = [LayerReport(
         layer.name, layer.op, layer.input_shape, 4 * layer.weight_count, layer.int8_weight_bytes,
-        sqnr[layer.name], 100 * (alone[layer.index].score - base.score), base.error - alone[layer.index].error,
+        sqnr[layer.name], 100 * (alone[layer.index].score - base.score) if alone else None,
+        base.error - alone[layer.index].error if alone else None,
         timed[layer.index].float32_s if timed else None, timed[layer.index].int8_s if timed else None,
         "float32" if layer.index in reasons else "int8", reasons.get(layer.index, "budget"),
         cpu_ops.get(layer.index, ())) for layer in layers]
@@ -409,4 +425,4 @@ def worst_first(rows: Sequence[LayerReport]) -> list[LayerReport]:
     ruins a tensor even when keeping that layer float alone recovers little
     (its consumer still reads the ruined quantized tensor).
     """
-    return sorted(rows, key=lambda r: (r.sqnr_db, -r.harm_points, -r.output_error))
+    return sorted(rows, key=lambda r: (r.sqnr_db, -(r.harm_points or 0.0), -(r.output_error or 0.0)))

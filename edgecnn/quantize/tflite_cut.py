@@ -49,7 +49,8 @@ class TFLiteCutter:
         """The ops that produce ``tensors`` (a layer's), as a file of their own with what the whole file computed
         around them."""
         wanted = set(tensors)
-        ops = sorted({self._producer[i] for i, name in enumerate(self._names) if name in wanted and i in self._producer})
+        ops = sorted({self._producer[i] for i, name in enumerate(self._names)
+                      if name in wanted and i in self._producer})
         if not ops:
             raise ValueError(f"no op of this file produces {sorted(wanted)}")
         model, inputs, outputs = self._cut(ops)

@@ -72,7 +72,8 @@ class CalibratedTFLite:
         with _quiet():
             return convert.mlir_quantize(
                 debugger.calibrated_model,
-                disable_per_channel=debugger.converter._experimental_disable_per_channel,  # noqa: SLF001 (as the debugger)
+                # the converter's per-channel setting, as the debugger passes it
+                disable_per_channel=debugger.converter._experimental_disable_per_channel,  # noqa: SLF001
                 fully_quantize=False, enable_numeric_verify=False, denylisted_nodes=nodes or None)
 
     def cpu_ops(self) -> dict[int, tuple[str, ...]]:
