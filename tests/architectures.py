@@ -35,8 +35,9 @@ class Architecture:
     exercises: str = ""
     #: Format -> what its one-line failure must name, for the formats that cannot serve this model today.
     cannot: dict[str, str] = field(default_factory=dict)
-    #: Format -> why its file misses its gate on this untrained model today: the test expects the miss and fails
-    #: once the gap closes, so the entry is removed then.
+    #: Format -> why its file misses its gate on this untrained model today. A float format's miss is expected:
+    #: the test fails once the gap closes, so the entry is removed then. An int8 one depends on the CPU: the test
+    #: expects the miss only where it happens.
     open_gaps: dict[str, str] = field(default_factory=dict)
 
 
@@ -87,6 +88,10 @@ def normalization_inside():
 _SATURATED = ("untrained, EfficientNetV2B0 saturates (float16 differs by 1.0, one-hot outputs): its float32 "
               "TFLite and ONNX files differ from Keras by 1e-3, not yet explained")
 
+_COIN_FLIP = ("untrained, EfficientNetB0's outputs are near one-hot (float16 differs by 1.0): its int8 ONNX top-1 "
+              "agrees on 19 or 20 of the 40 images depending on the CPU (AMD EPYC, AVX2 only: 19; Intel Xeon: 20 or "
+              "more); tests/test_trained_architectures.py holds the trained model's int8")
+
 #: name -> architecture, in the order the tables show them.
 ARCHITECTURES: dict[str, Architecture] = {
     "reference-cnn": Architecture(reference_cnn, (28, 28, 1), tier="fast", exercises="Conv2D, MaxPool, Flatten, Dense"),
@@ -103,7 +108,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         cannot={"tflite-int16x8": "SQUARED_DIFFERENCE"}),
     "mobilenet-v3-large": Architecture(_app("MobileNetV3Large", include_preprocessing=True),
                                        exercises="hard-swish, squeeze-and-excitation"),
-    "efficientnet-b0": Architecture(_app("EfficientNetB0"), exercises="Rescaling + Normalization, swish, SE"),
+    "efficientnet-b0": Architecture(_app("EfficientNetB0"), exercises="Rescaling + Normalization, swish, SE",
+                                    open_gaps=dict.fromkeys(("onnx-int8", "onnx-ort-int8"), _COIN_FLIP)),
     "efficientnet-v2-b0": Architecture(_app("EfficientNetV2B0", include_preprocessing=True),
                                        exercises="Normalization inside, fused MBConv",
                                        open_gaps=dict.fromkeys(("tflite", "onnx", "onnx-ort"), _SATURATED)),

@@ -46,8 +46,11 @@ def test_the_reference_bundle_holds_on_arm(tmp_path):
         assert row["cpu_class"] == {"cpu": "cortex-a76 (emulated)", "arch": "aarch64", "int8_dot": ["asimddp"]}
         assert row["versions"]["onnxruntime"] == manifest.exports[row["export"]].versions["onnxruntime"]
         assert row["x86"]["agreement"] >= 0.99, row
-    # a subset is not a verification on that core
-    assert {key: e.verify.passed_on for key, e in manifest.exports.items()} == before
+    # a subset is not a verification on that core (the x86 run, on the whole test set, may add this machine's)
+    def arm(passed: dict) -> dict:
+        return {key: [cls for cls in classes if cls["arch"] == "aarch64"] for key, classes in passed.items()}
+
+    assert arm({key: e.verify.passed_on for key, e in manifest.exports.items()}) == arm(before)
 
 
 def _negated_weights(source: Path, target: Path) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from .helpers import REPO
+from edgecnn.versions import cpu_class
 
 HASWELL = ["qemu-x86_64", "-cpu", "Haswell"]
 RUN = r"""
@@ -84,4 +85,7 @@ def test_the_default_onnx_int8_gives_the_same_outputs_with_and_without_vnni(tmp_
     here, haswell = (_outputs(prefix, images, list(files.values())) for prefix in ([], HASWELL))
     held, full = Path(files[True]).name, Path(files[False]).name
     assert np.abs(here[held] - haswell[held]).max() < 1e-5  # the default: one file, the same outputs
-    assert np.abs(here[full] - haswell[full]).max() > 1e-3  # full-range weights saturate without VNNI
+    if cpu_class()["int8_dot"]:  # full-range weights saturate without VNNI, so only a VNNI host shows it
+        assert np.abs(here[full] - haswell[full]).max() > 1e-3
+    else:  # this host has no int8 dot product either: both run the Haswell kernels
+        assert np.abs(here[full] - haswell[full]).max() < 1e-5
