@@ -74,7 +74,7 @@ def explain_table(choice: MixedChoice) -> str:
     agreement = "" if choice.agreement is None else (f", agreement with float {100 * choice.agreement:.2f}% "
                                                      "(near ties not counted)")
     if choice.min_agreement is not None:
-        agreement += f" against verify's int8 gate {100 * choice.min_agreement:g}%"
+        agreement += f" against {choice.agreement_target()}"
     lines.append(f"validation {scores}all int8 {100 * choice.all_int8_accuracy:.2f}%, "
                  f"mixed {100 * choice.accuracy:.2f}% (drop {choice.drop_points:.2f} points, {verdict} the budget of "
                  f"{choice.budget_points:g}){agreement}")

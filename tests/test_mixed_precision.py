@@ -354,3 +354,29 @@ def test_the_quantize_package_imports_on_its_own_without_tensorflow():
     code = "import sys, edgecnn.explain; assert 'tensorflow' not in sys.modules"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_agreement_target_is_verifys_gate_plus_a_margin_for_the_validation_sample():
+    """A mix at the gate on validation misses it on the test set about half the time: export aims above it."""
+    from edgecnn.quantize import AGREEMENT_MARGIN_SE, agreement_target, int8_agreement_gate
+
+    gate = int8_agreement_gate()
+    sure = np.tile([[0.9, 0.1]], (1600, 1))  # confident images: the ones the gate counts
+    ties = np.tile([[0.52, 0.48]], (4000, 1))
+    expected = gate + AGREEMENT_MARGIN_SE * np.sqrt(gate * (1 - gate) / 1600)
+    assert agreement_target(sure) == pytest.approx(expected) and 0.005 < expected - gate < 0.007
+    assert agreement_target(np.concatenate([sure, ties])) == pytest.approx(expected)  # near ties not counted
+    assert agreement_target(np.tile(sure, (4, 1))) < expected  # more images, a smaller margin
+    assert agreement_target(ties) == gate  # nothing to count: the gate itself
+
+
+def test_a_missed_agreement_target_names_the_gate_and_the_margin():
+    from edgecnn.quantize.mixed import MixedChoice
+
+    choice = MixedChoice(b"", [], 0.9, 0.9, 0.9, 0.5, 2000, [], agreement=0.987, min_agreement=0.9911,
+                         agreement_gate=0.985)
+    assert not choice.met
+    assert choice.misses() == ["validation agreement with float 98.70% < 99.11% (verify's int8 gate 98.5% + 0.61 "
+                               "points for the validation sample) (near ties not counted)"]
+    fields = choice.manifest_fields("v")["mixed_precision"]
+    assert fields["min_agreement"] == 0.9911 and fields["agreement_gate"] == 0.985

@@ -175,7 +175,8 @@ class MixedPrecision:
     met: bool
     measure: str = "accuracy"  # "accuracy" on labelled validation images, "agreement" with float on unlabelled ones
     agreement: float | None = None  # the file's top-1 agreement with float on the validation images, no near ties
-    min_agreement: float | None = None  # verify's agreement gate the choice had to meet too (a fraction)
+    min_agreement: float | None = None  # the validation agreement the choice had to reach too (a fraction)
+    agreement_gate: float | None = None  # verify's int8 gate it was derived from (+ a margin for the sample)
     misses: list[str] = field(default_factory=list)  # what the choice missed (empty when met)
     #: The whole-model timing behind reason "delegate" (mixed.DelegateCheck); None when no layer needed it.
     delegate: dict[str, Any] | None = None

@@ -176,8 +176,9 @@ class MixedChoice:
     delegate: DelegateCheck | None = None  # None: no layer has int8 ops left on the CPU, or latency not measured
     measure: str = "accuracy"  # what the budget is in: "accuracy" (labelled images) or "agreement" (with float)
     agreement: float | None = None  # the chosen file's top-1 agreement with float, near ties not counted
-    min_agreement: float | None = None  # verify's agreement gate the choice also had to meet (None: none)
+    min_agreement: float | None = None  # the validation agreement the choice also had to reach (None: none)
     latency: LatencyCheck | None = None  # None: no layer slower in int8 alone, or whole models not timed
+    agreement_gate: float | None = None  # verify's int8 agreement gate, below min_agreement by the sampling margin
 
     @property
     def drop_points(self) -> float:
@@ -189,9 +190,17 @@ class MixedChoice:
         if self.drop_points > self.budget_points + 1e-9:
             found.append(f"validation {self.measure} drop {self.drop_points:.2f} points > budget {self.budget_points:g}")
         if self.min_agreement is not None and self.agreement is not None and self.agreement < self.min_agreement - 1e-12:
-            found.append(f"validation agreement with float {100 * self.agreement:.2f}% < verify's int8 gate "
-                         f"{100 * self.min_agreement:g}% (near ties not counted)")
+            found.append(f"validation agreement with float {100 * self.agreement:.2f}% < {self.agreement_target()} "
+                         "(near ties not counted)")
         return found
+
+    def agreement_target(self) -> str:
+        """The agreement the choice had to reach, and why: verify's gate, plus the margin for the sample."""
+        target = f"{100 * self.min_agreement:.2f}%" if self.min_agreement is not None else "none"
+        if self.agreement_gate is None or self.min_agreement is None:
+            return target
+        return (f"{target} (verify's int8 gate {100 * self.agreement_gate:g}% + "
+                f"{100 * (self.min_agreement - self.agreement_gate):.2f} points for the validation sample)")
 
     @property
     def met(self) -> bool:
@@ -220,7 +229,8 @@ class MixedChoice:
                                     "validation_source": validation_source, "float_accuracy": self.float_accuracy,
                                     "all_int8_accuracy": self.all_int8_accuracy, "accuracy": self.accuracy,
                                     "measure": self.measure, "agreement": self.agreement,
-                                    "min_agreement": self.min_agreement, "met": self.met, "misses": self.misses(),
+                                    "min_agreement": self.min_agreement, "agreement_gate": self.agreement_gate,
+                                    "met": self.met, "misses": self.misses(),
                                     "delegate": None if self.delegate is None else self.delegate.to_dict(),
                                     "latency": None if self.latency is None else self.latency.to_dict()}}
 
@@ -282,12 +292,14 @@ def run_tflite(model: bytes, x: np.ndarray) -> np.ndarray:
 
 def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
            latencies: Sequence[LayerLatency] | None = None, *, min_agreement: float | None = None,
+           agreement_gate: float | None = None,
            cpu_ops: Mapping[int, tuple[str, ...]] | None = None,
            time_models: Callable[[Sequence[bytes]], Sequence[float]] | None = None,
            diagnose: bool = True, on_progress: Progress | None = None) -> MixedChoice:
     """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
 
-    ``min_agreement``: verify's agreement gate (a fraction), met together with the budget;
+    ``min_agreement``: the validation agreement to reach with the budget (a fraction), ``agreement_gate`` the
+    verify gate it was derived from (recorded);
     ``cpu_ops``: per layer index, its int8 ops the accelerator leaves on the CPU;
     ``time_models`` gives the p50 of whole files (None: not timed, so the CPU-bound layers stay int8 and the
     layers slower in int8 alone go float on their own figures).
@@ -399,7 +411,7 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         cpu_ops.get(layer.index, ())) for layer in layers]
     return MixedChoice(final, rows, evaluate.float_accuracy, base.score, reached.score, budget_points,
                        len(evaluate.x), sorted(node for layer in kept for node in layer.nodes), delegate,
-                       evaluate.measure, reached.agreement, min_agreement, latency)
+                       evaluate.measure, reached.agreement, min_agreement, latency, agreement_gate)
 
 
 def _overlapped(models: Iterable[bytes], evaluate: Evaluator) -> Iterator[Score]:

@@ -150,7 +150,9 @@ def mixed_scores(mixed: dict[str, Any]) -> str:
     the measure its budget was in: accuracy on labelled images, or agreement with float on unlabelled ones."""
     agreement, gate = mixed.get("agreement"), mixed.get("min_agreement")
     with_float = "" if agreement is None else f", agreement with float {agreement:.2%} (near ties not counted)"
-    with_float += "" if gate is None else f" against verify's gate {gate:.1%}"
+    verify_gate = mixed.get("agreement_gate")
+    with_float += "" if gate is None else f" against {gate:.2%}" + (
+        f" (verify's gate {verify_gate:.1%} + a margin for the validation sample)" if verify_gate else "")
     if mixed.get("measure", "accuracy") == "agreement":
         return (f"agreement with float: all int8 {mixed['all_int8_accuracy']:.2%}, this mix {mixed['accuracy']:.2%} "
                 f"(budget: at most {mixed['max_accuracy_drop_points']:g} points of disagreement)")
