@@ -11,7 +11,7 @@ export-side only.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -67,6 +67,24 @@ def _named(name: str, on_progress: Progress | None) -> Progress | None:
     return None if on_progress is None else lambda what, done, total: on_progress(f"{name}: {what}", done, total)
 
 
+def _measured(source: ExportSource, calibrated, evaluate: Evaluator, call_of: Callable[[bytes, np.ndarray], Callable],
+              *, measure_latency: bool, latency_runs: int | None, agreement_gate: bool,
+              on_progress: Progress | None) -> dict[str, Any]:
+    """What :func:`.mixed.choose` takes beyond the layers, alike for both formats: each layer's latency and a
+    timer of whole files (``call_of(model, image)`` makes one batch-1 call), and the agreement contract."""
+    from .latency import RUNS, model_latencies
+
+    found: dict[str, Any] = {}
+    if measure_latency:
+        image = evaluate.x[0]
+        found["latencies"] = calibrated.layer_latencies(source.calibration()[:1], runs=latency_runs or RUNS,
+                                                        on_progress=on_progress)
+        found["time_models"] = lambda models: model_latencies([call_of(model, image) for model in models])
+    if agreement_gate:
+        found.update(min_agreement=agreement_target(evaluate.float_probs), agreement_gate=int8_agreement_gate())
+    return found
+
+
 def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
                        measure_latency: bool = True, latency_runs: int | None = None,
                        agreement_gate: bool = True, diagnose: bool = True,
@@ -75,19 +93,16 @@ def choose_tflite_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_
     agreement with float, unlabelled); ``agreement_gate``: meet verify's int8 agreement gate with it (False: the
     budget alone); ``diagnose``: measure every layer's harm even when all-int8 meets the budget (see
     :func:`.mixed.choose`); ``on_progress`` hears each layer measured, its ``what`` led by ``tflite-int8: ``."""
-    from .latency import RUNS, model_latencies, tflite_call
+    from .latency import tflite_call
     from .tflite_layers import CalibratedTFLite
 
     on_progress = _named("tflite-int8", on_progress)
     evaluate = _validation(source)
     calibrated = CalibratedTFLite(source, evaluate.x[:SQNR_IMAGES])
-    latencies = (calibrated.layer_latencies(source.calibration()[:1], runs=latency_runs or RUNS,
-                                            on_progress=on_progress) if measure_latency else None)
-    time_models = ((lambda models: model_latencies([tflite_call(model, evaluate.x[0]) for model in models]))
-                   if measure_latency else None)
-    return choose(calibrated, evaluate, max_accuracy_drop, latencies,
-                  min_agreement=agreement_target(evaluate.float_probs) if agreement_gate else None,
-                  agreement_gate=int8_agreement_gate() if agreement_gate else None, cpu_ops=calibrated.cpu_ops(), time_models=time_models, diagnose=diagnose, on_progress=on_progress)
+    measured = _measured(source, calibrated, evaluate, tflite_call, measure_latency=measure_latency,
+                         latency_runs=latency_runs, agreement_gate=agreement_gate, on_progress=on_progress)
+    return choose(calibrated, evaluate, max_accuracy_drop, cpu_ops=calibrated.cpu_ops(), diagnose=diagnose,
+                  on_progress=on_progress, **measured)
 
 
 def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, *,
@@ -96,20 +111,14 @@ def choose_onnx_int8(source: ExportSource, max_accuracy_drop: float = DEFAULT_MA
                      on_progress: Progress | None = None) -> MixedChoice:
     """The same for ``onnx-int8``, each layer timed alone in onnxruntime (a thin first convolution, the float
     stem, is the one its int8 kernel tends to lose on; the measurement decides)."""
-    from .latency import RUNS, model_latencies
     from .onnx_layers import CalibratedONNX, onnx_call, run_onnx
 
     on_progress = _named("onnx-int8", on_progress)
     evaluate = _validation(source, run_onnx)
     calibrated = CalibratedONNX(source, evaluate.x[:SQNR_IMAGES])
-    latencies = (calibrated.layer_latencies(source.calibration()[:1], runs=latency_runs or RUNS,
-                                            on_progress=on_progress) if measure_latency else None)
-    time_models = ((lambda models: model_latencies([onnx_call(model, evaluate.x[0]) for model in models]))
-                   if measure_latency else None)
-    return choose(calibrated, evaluate, max_accuracy_drop, latencies,
-                  min_agreement=agreement_target(evaluate.float_probs) if agreement_gate else None,
-                  agreement_gate=int8_agreement_gate() if agreement_gate else None, time_models=time_models,
-                  diagnose=diagnose, on_progress=on_progress)
+    measured = _measured(source, calibrated, evaluate, onnx_call, measure_latency=measure_latency,
+                         latency_runs=latency_runs, agreement_gate=agreement_gate, on_progress=on_progress)
+    return choose(calibrated, evaluate, max_accuracy_drop, diagnose=diagnose, on_progress=on_progress, **measured)
 
 
 #: The int8 formats mixed precision serves, and the function that measures and chooses for each.

@@ -421,11 +421,10 @@ def _overlapped(models: Iterable[bytes], evaluate: Evaluator) -> Iterator[Score]
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending: Future[Score] | None = None
         for model in models:
+            submitted = pool.submit(evaluate, model)
             if pending is not None:
-                done, pending = pending, pool.submit(evaluate, model)
-                yield done.result()
-            else:
-                pending = pool.submit(evaluate, model)
+                yield pending.result()
+            pending = submitted
         if pending is not None:
             yield pending.result()
 

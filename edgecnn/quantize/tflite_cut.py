@@ -10,6 +10,7 @@ scales, fed the activations the whole file computes there.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any, Callable, Collection, NamedTuple
 
 import numpy as np
@@ -43,7 +44,12 @@ class TFLiteCutter:
         whole.allocate_tensors()
         whole.set_tensor(inp["index"], np.asarray(image, dtype=np.float32)[None])
         whole.invoke()
-        self._values = {i: whole.get_tensor(i) for i in range(len(self._names)) if _readable(whole, i)}
+        self._values: dict[int, np.ndarray] = {}
+        for index in range(len(self._names)):
+            try:
+                self._values[index] = whole.get_tensor(index)
+            except ValueError:  # a tensor the interpreter holds no value for (an empty optional input)
+                continue
 
     def cut(self, tensors: Collection[str]) -> Cut:
         """The ops that produce ``tensors`` (a layer's), as a file of their own with what the whole file computed
@@ -54,8 +60,8 @@ class TFLiteCutter:
         if not ops:
             raise ValueError(f"no op of this file produces {sorted(wanted)}")
         model, inputs, outputs = self._cut(ops)
-        graph, codes = self._tree.subgraphs[0], self._tree.operatorCodes
-        return Cut(model, " + ".join(_op_name(codes[graph.operators[i].opcodeIndex]) for i in ops),
+        graph, codes, names = self._tree.subgraphs[0], self._tree.operatorCodes, _op_names()
+        return Cut(model, " + ".join(names[_builtin(codes[graph.operators[i].opcodeIndex])] for i in ops),
                    [self._values[t] for t in inputs], [self._values[t] for t in outputs])
 
     def call(self, tensors: Collection[str]) -> tuple[str, Callable[[], Any]]:
@@ -121,21 +127,17 @@ def _constant(tree: Any, tensor: Any) -> bool:
     return buffer is not None and buffer.data is not None and len(buffer.data) > 0
 
 
-def _readable(interpreter: Any, index: int) -> bool:
-    """Whether the whole file's interpreter holds a value for this tensor (an activation it computed)."""
-    try:
-        interpreter.get_tensor(index)
-    except ValueError:
-        return False
-    return True
+def _builtin(code: Any) -> int:
+    """An operator code's builtin op number (small ones live in the deprecated field)."""
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
 
 
-def _op_name(code: Any) -> str:
-    """The builtin op's name, as the interpreter lists it (``CONV_2D``)."""
+@functools.cache
+def _op_names() -> dict[int, str]:
+    """Builtin op number -> its name, as the interpreter lists it (``CONV_2D``)."""
     from ai_edge_litert import schema_py_generated as schema
 
-    number = max(code.builtinCode, code.deprecatedBuiltinCode)
-    return next(name for name, value in vars(schema.BuiltinOperator).items() if value == number)
+    return {value: name for name, value in vars(schema.BuiltinOperator).items() if isinstance(value, int)}
 
 
 def _text(name: bytes | str | None) -> str:

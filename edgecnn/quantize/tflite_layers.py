@@ -12,6 +12,7 @@ the Keras layers, those of nested models included, as ONNX's are (:mod:`.keras_n
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from typing import TYPE_CHECKING, Collection, Iterator
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 #: TFLite ops that carry weights: the units of mixed precision.
 WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+#: Quantized candidates kept in memory, the most recent ones (all-int8 and every-layer-float come back often).
+QUANTIZED_KEPT = 4
 #: Ops that only move shapes around; they follow the precision of their layer, not their own.
 _BOOKKEEPING_OPS = frozenset({"QUANTIZE", "DEQUANTIZE", "SHAPE", "STRIDED_SLICE", "PACK"})
 
@@ -53,6 +56,7 @@ class CalibratedTFLite:
             converter.representative_dataset = representative(source.calibration())
 
         self._held_out = held_out
+        self._quantized = functools.lru_cache(maxsize=QUANTIZED_KEPT)(self._mlir_quantize)
         with _quiet():
             self.debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter(source, configure), debug_dataset=representative(held_out))
@@ -66,18 +70,21 @@ class CalibratedTFLite:
 
         The debugger's own ``mlir_quantize`` call on its calibrated model: setting
         its ``options`` instead would build and load an instrumented model each
-        time too, which doubles the cost of every candidate.
+        time too, which doubles the cost of every candidate. The last few files
+        are kept: all-int8 and every-layer-float are asked for by several steps.
         """
+        return self._quantized(tuple(sorted(node for layer in float_layers for node in layer.nodes)))
+
+    def _mlir_quantize(self, nodes: tuple[str, ...]) -> bytes:
         from tensorflow.lite.python import convert
 
-        nodes = sorted(node for layer in float_layers for node in layer.nodes)
         debugger = self.debugger
         with _quiet():
             return convert.mlir_quantize(
                 debugger.calibrated_model,
                 # the converter's per-channel setting, as the debugger passes it
                 disable_per_channel=debugger.converter._experimental_disable_per_channel,  # noqa: SLF001
-                fully_quantize=False, enable_numeric_verify=False, denylisted_nodes=nodes or None)
+                fully_quantize=False, enable_numeric_verify=False, denylisted_nodes=list(nodes) or None)
 
     def cpu_ops(self) -> dict[int, tuple[str, ...]]:
         """Per layer index: its int8 ops that XNNPACK leaves on the CPU but takes in float (int8 HARD_SWISH).
