@@ -248,8 +248,9 @@ def write_results(out: Path, report: lib.BenchReport, cold: dict[str, Any], targ
         "## All measurements", "",
         f"Batch sizes {cfg['batch_sizes']}, threads {cfg['threads']}, {cfg['runs']} timed runs after {cfg['warmup']} "
         f"warm-up runs per case, or fewer (the `runs` column) where {cfg['max_seconds']} s of timed runs ran out; "
-        f"one fresh process per case; input: {cfg['input']}. Latency is per batch; "
-        "`load` is cold (a fresh process, importing the runtime included); RSS is the peak of that process; "
+        f"{cfg['isolation']}; input: {cfg['input']}. Latency is per batch; "
+        "`load` is cold (a fresh process, importing the runtime included), one per model; RSS is the peak of that "
+        "process after the row's case; "
         "`images/s` is batch size / mean latency, so stalls count; "
         "`arena` is the TFLite activation-arena estimate (liveness peak, see edgecnn/bench/facts.py).", "",
         format_markdown(report.results), "",

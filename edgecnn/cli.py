@@ -415,7 +415,8 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
 @click.option("--max-seconds", default=None, help="Each case's time budget: its warm-up and timed runs stop after "
                                                   "this many seconds together (at least 30 timed runs, 10 with "
                                                   "--quick; each row records its runs).  [default: 3; --quick: 1]")
-@click.option("--quick", is_flag=True, help="Short preset: batch 1,32, 1 thread, 200 runs, 20 warm-up, 1 s a case.")
+@click.option("--quick", is_flag=True, help="Short preset: batch 1,32, 1 thread, 200 runs, 20 warm-up, 1 s a case, "
+              "no rows of the bare runtime calls.")
 @click.option("--json", "json_path", type=PathArg, default=None, help="Also write the results to this JSON file.")
 @click.option("--csv", "csv_path", type=PathArg, default=None, help="Write one CSV row per case.")
 @click.option("--plot", "plot_path", type=PathArg, default=None, help="Write a latency/throughput chart (PNG).")
@@ -443,7 +444,8 @@ def bench(targets, batch_sizes, threads, runs, warmup, max_seconds, quick, json_
     click.echo(report.table())
     click.echo(f"each case: {options['runs']} timed runs after {options['warmup']} warm-up, both within "
                f"{options['max_seconds']} s (at least {options['min_runs']} timed runs; bench.json records the runs "
-               "of each row)")
+               "of each row)" + ("" if options["raw_cases"] else "; no raw rows: each predictor row times the bare "
+                                 "runtime call in alternation (predictor_overhead)"))
     if report.ratios:
         click.echo(lib.format_ratios(report.ratios))
     for note in report.notes:

@@ -224,6 +224,26 @@ def test_every_mode_and_field_is_there(bench_bundle, tiny_report):
     assert set(paired) == {"predictor", "raw", "prepare"} and all(v > 0 for v in paired.values())
 
 
+def test_one_process_loads_each_model_once_for_its_cases(tiny_report):
+    """Each model's rows share one cold load (one process per model): a Keras model is not imported four times."""
+    report, _ = tiny_report
+    for name in ("tflite", "onnx", "keras"):
+        loads = {r["load_s"] for r in report.results if r["name"] == name}
+        assert len(loads) == 1, (name, loads)
+    assert len({r["load_s"] for r in report.results}) == 3
+
+
+def test_without_raw_cases_the_predictor_still_times_the_bare_call(bench_bundle, tmp_path):
+    """--quick leaves out the raw rows, not the predictor's overhead, which its own alternation measures."""
+    model = Path(shutil.copy(bench_bundle / "model_fp32.tflite", tmp_path / "model_fp32.tflite"))
+    report = lib.bench([model], batch_sizes=(1,), threads=(1,), runs=5, warmup=0, progress=False, raw_cases=False)
+    assert [r["mode"] for r in report.results] == ["predictor"]
+    assert set(report.results[0]["paired_p50_s"]) == {"predictor", "raw", "prepare"}
+    assert "predictor_overhead:model_fp32.tflite" in report.ratios
+    assert json.loads((tmp_path / "bench.json").read_text())["config"]["raw_cases"] is False
+    assert lib.parse_options(quick=True)["raw_cases"] is False and lib.parse_options()["raw_cases"] is True
+
+
 def test_results_are_written(bench_bundle, tiny_report):
     report, out = tiny_report
     stored = json.loads((bench_bundle / "bench.json").read_text())
@@ -347,12 +367,12 @@ def test_exports_are_benchmarked_without_tensorflow(bench_bundle, tmp_path):
     code = (
         "import json, sys\n"
         "from edgecnn import bench\n"
-        "from edgecnn.bench.worker import run_case\n"
+        "from edgecnn.bench.worker import run_group\n"
         f"targets, _ = bench.find_targets([{str(model)!r}])\n"
         f"images, _ = bench.targets.bench_images(1, (28, 28, 1), {str(tmp_path)!r})\n"
         f"import numpy as np; np.save({str(tmp_path / 'x.npy')!r}, images)\n"
-        f"run_case({{'path': {str(model)!r}, 'mode': 'predictor', 'batch_size': 1, 'threads': 1, 'runs': 3,"
-        f" 'warmup': 0, 'min_runs': 1, 'images': {str(tmp_path / 'x.npy')!r}}})\n"
+        f"run_group({{'path': {str(model)!r}, 'cases': [{{'mode': 'predictor', 'batch_size': 1}}], 'threads': 1,"
+        f" 'runs': 3, 'warmup': 0, 'min_runs': 1, 'images': {str(tmp_path / 'x.npy')!r}}})\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))))\n"
     )
     proc = run_python(code, timeout=120)

@@ -155,13 +155,27 @@ def _latency(ratio: float):
     return LayerLatency("Conv2D", (4, 4, 1), 10e-6, ratio * 10e-6)
 
 
-def test_greedy_keeps_the_most_harmful_layers_float_until_the_budget_holds():
+def test_the_lowest_sqnr_layers_go_float_until_the_budget_holds():
     from edgecnn.quantize.mixed import choose
 
     calibrated = FakeCalibrated({"a": 0.5, "b": 3.0, "c": 1.0})
     choice = choose(calibrated, FakeEvaluator(calibrated, 0.86), 0.5)  # 4 points lost in int8
-    assert choice.float_layers() == ["b", "c"] and choice.met  # b recovers most, then c
+    assert choice.float_layers() == ["b", "c"] and choice.met  # b has the lowest SQNR, then c
     assert [r.reason for r in choice.layers] == ["budget", "error", "error"]
+
+
+def test_the_search_tries_about_log2_candidates_for_many_layers():
+    """64 layers, two of them guilty: the bisection and the return pass, not one candidate per layer."""
+    from edgecnn.quantize.mixed import choose
+
+    gains = {f"l{i:02d}": 0.0 for i in range(64)}
+    gains.update(l17=2.0, l40=2.0)  # the two lowest SQNRs; together they recover the 4 points
+    calibrated = FakeCalibrated(gains)
+    evaluate = CountingEvaluator(calibrated, 0.86)
+    choice = choose(calibrated, evaluate, 0.5, diagnose=False)
+    assert choice.float_layers() == ["l17", "l40"] and choice.met
+    # all-int8, every layer float, 6 bisection steps, 2 returns tried, the file
+    assert len(evaluate.seen) == 1 + 1 + 6 + 2 + 1
 
 
 def test_a_layer_slower_in_int8_stays_float_when_that_costs_no_accuracy():
@@ -205,8 +219,8 @@ class CountingEvaluator(FakeEvaluator):
 
 
 @pytest.mark.parametrize("base", [0.90, 0.86])
-def test_without_diagnosis_each_layer_alone_is_measured_only_for_the_search(base):
-    """export (diagnose=False) makes the same choice as explain; when all-int8 holds it skips one candidate a layer."""
+def test_without_diagnosis_no_layer_is_measured_alone_and_the_choice_is_the_same(base):
+    """export (diagnose=False) makes the same choice as explain, without its one candidate a layer."""
     from edgecnn.quantize.mixed import choose
 
     calibrated = FakeCalibrated({"a": 0.5, "b": 3.0, "c": 1.0})
@@ -214,12 +228,13 @@ def test_without_diagnosis_each_layer_alone_is_measured_only_for_the_search(base
     diagnosed, chosen = choose(calibrated, full, 0.5), choose(calibrated, fast, 0.5, diagnose=False)
     assert chosen.float_layers() == diagnosed.float_layers() and chosen.model == diagnosed.model
     assert all(r.harm_points is not None for r in diagnosed.layers)
-    if base == 0.90:  # all-int8 within the budget: no search, so nothing measured alone
-        assert fast.seen == [b"", b""] and len(full.seen) == 5
-        assert [r.harm_points for r in chosen.layers] == [None] * 3
-        assert chosen.manifest_fields("v")["layers"][0]["harm_points"] is None
-    else:
-        assert fast.seen == full.seen
+    assert full.seen == [fast.seen[0], b"a", b"b", b"c", *fast.seen[1:]]
+    assert [r.harm_points for r in chosen.layers] == [None] * 3
+    assert chosen.manifest_fields("v")["layers"][0]["harm_points"] is None
+    if base == 0.90:  # all-int8 within the budget: no search
+        assert fast.seen == [b"", b""]
+    else:  # all-int8, every layer float, bisection (b alone misses; b and c hold), c then b back to int8, the file
+        assert fast.seen == [b"", b"a,b,c", b"b", b"b,c", b"b", b"c", b"b,c"]
 
 
 def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():

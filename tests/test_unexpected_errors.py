@@ -170,15 +170,15 @@ def test_bench_facts_of_a_corrupt_file_are_a_model_file_error(tiny_bundle, tmp_p
 
 
 def _case(tmp_path: Path, **case) -> dict:
-    """A worker case whose input images are missing: the worker crashes with a FileNotFoundError (a bug)."""
-    return {"batch_size": 1, "threads": 1, "runs": 2, "warmup": 0, "max_seconds": None, "min_runs": 1,
-            "images": str(tmp_path / "vanished.npy"), **case}
+    """A worker group whose input images are missing: the worker crashes with a FileNotFoundError (a bug)."""
+    return {"cases": [{"mode": "predictor", "batch_size": 1}], "batch_size": 1, "threads": 1, "runs": 2, "warmup": 0,
+            "max_seconds": None, "min_runs": 1, "images": str(tmp_path / "vanished.npy"), **case}
 
 
 def test_a_crashed_bench_worker_is_a_runtime_error_naming_the_model(tiny_bundle, tmp_path):
     model = tiny_bundle / FORMATS["tflite"].file
     with pytest.raises(RuntimeError) as caught:
-        run_worker(_case(tmp_path, path=str(model), mode="predictor"), tmp_path)
+        run_worker(_case(tmp_path, path=str(model)), tmp_path)
     message = str(caught.value)
     assert not isinstance(caught.value, EdgecnnError)
     assert f"benchmark worker for {model} (predictor) crashed" in message and "FileNotFoundError" in message
@@ -220,6 +220,6 @@ def test_an_expected_worker_error_stays_one_line(tmp_path):
     bad = tmp_path / "model.tflite"
     bad.write_bytes(b"not a flatbuffer" * 10)
     with pytest.raises(EdgecnnError) as caught:
-        run_worker(_case(tmp_path, path=str(bad), mode="predictor", images=str(images)), tmp_path)
+        run_worker(_case(tmp_path, path=str(bad), images=str(images)), tmp_path)
     assert str(bad) in str(caught.value) and "crashed" not in str(caught.value)
     assert json.loads(next(tmp_path.glob("result-*.json")).read_text())["error"] == str(caught.value)

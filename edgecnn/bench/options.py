@@ -14,10 +14,11 @@ from .timing import MIN_BUDGET_RUNS
 #: ``max_seconds`` caps each case's warm-up and timed runs together, ``min_runs`` timed runs kept at the least:
 #: a Keras call costs 0.05-0.5 s on a real network, int16x8 at batch 32 as much, and 1,000 of them a case would
 #: take most of an hour. The caps keep a plain bench of a real network's bundle near 5 minutes, --quick near 1.
+#: --quick leaves out the rows of the bare runtime calls (each Predictor row times them in alternation).
 FULL: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1, None), "runs": 1000, "warmup": 100, "max_seconds": 3,
-                        "min_runs": MIN_BUDGET_RUNS}
+                        "min_runs": MIN_BUDGET_RUNS, "raw_cases": True}
 QUICK: dict[str, Any] = {"batch_sizes": (1, 32), "threads": (1,), "runs": 200, "warmup": 20, "max_seconds": 1,
-                         "min_runs": 10}
+                         "min_runs": 10, "raw_cases": False}
 MAX_BATCH = 4096
 MAX_THREADS = 256
 MAX_RUNS = 1_000_000
@@ -60,6 +61,7 @@ def parse_options(*, batch_sizes: str | None = None, threads: str | None = None,
         "max_seconds": (parse_count(max_seconds, "--max-seconds", low=1, high=MAX_SECONDS) if max_seconds
                         else preset["max_seconds"]),
         "min_runs": preset["min_runs"],
+        "raw_cases": preset["raw_cases"],
     }
 
 
@@ -79,10 +81,12 @@ class BenchConfig:
     warmup: int
     max_seconds: int | None = None  # time budget of one case's warm-up and timed runs
     min_runs: int = MIN_BUDGET_RUNS  # timed runs the budget keeps at the least
+    raw_cases: bool = True  # rows of the bare runtime calls, each in its own case
 
     @classmethod
     def checked(cls, batch_sizes: Sequence[int], threads: Sequence[int | None], runs: int, warmup: int,
-                max_seconds: int | None = None, min_runs: int = MIN_BUDGET_RUNS) -> "BenchConfig":
+                max_seconds: int | None = None, min_runs: int = MIN_BUDGET_RUNS,
+                raw_cases: bool = True) -> "BenchConfig":
         """Validate the options (one-line errors) and resolve "N" threads to this machine's cores."""
         if not batch_sizes or not threads:
             raise EdgecnnError("--batch-sizes and --threads need at least one value each")
@@ -94,4 +98,5 @@ class BenchConfig:
             _in_range(warmup, "--warmup", 0, MAX_RUNS),
             None if max_seconds is None else _in_range(max_seconds, "--max-seconds", 1, MAX_SECONDS),
             _in_range(min_runs, "min_runs", 1, MAX_RUNS),
+            bool(raw_cases),
         )

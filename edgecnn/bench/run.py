@@ -1,12 +1,13 @@
 """Benchmark exports side by side with Keras and the bare runtimes: latency, throughput, memory, size.
 
-Every model x mode x batch size x thread count is one *case*, run in a fresh
-process (:mod:`edgecnn.bench.worker`) on the same input images, with the
-same warm-up and run count. The modes are the :class:`~edgecnn.runtime.Predictor`
-and its backend's bare ``run_native`` for each export (so the predictor's
-overhead is a measured ratio), and for the Keras model the reference's
-``model.predict(x)`` and a direct ``model(x, training=False)``. Results carry the
-machine they were measured on; :func:`~.compare.compare` merges files from several machines.
+Every model x mode x batch size x thread count is one *case*, on the same input
+images, with the same warm-up and run count; each model and thread count runs
+its cases in a fresh process (:mod:`edgecnn.bench.worker`), on one load. The
+modes are the :class:`~edgecnn.runtime.Predictor` and its backend's bare
+``run_native`` for each export (so the predictor's overhead is a measured
+ratio), and for the Keras model the reference's ``model.predict(x)`` and a
+direct ``model(x, training=False)``. Results carry the machine they were
+measured on; :func:`~.compare.compare` merges files from several machines.
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
           json_path: str | os.PathLike | None = None, csv_path: str | os.PathLike | None = None,
           plot_path: str | os.PathLike | None = None, progress: bool = True, include_keras: bool = True,
           data: str | os.PathLike | None = None, max_seconds: int | None = None, min_runs: int = MIN_BUDGET_RUNS,
-          browser: bool = False) -> BenchReport:
+          browser: bool = False, raw_cases: bool = True) -> BenchReport:
     """Benchmark bundle folders or model files (default: every export of the default bundle and its Keras model).
 
     ``threads`` may hold ``None`` for all cores. The inputs are each bundle's test images (``data`` overrides
@@ -70,9 +71,10 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
     runs it made.
     Results go to DIR/bench.json (DIR: the first target's folder) and to
     ``json_path``/``csv_path``/``plot_path`` when given. ``browser`` adds a batch-1 row per ONNX
-    export run by the `edgecnn web` page in headless Chromium (mode ``browser/wasm``).
+    export run by the `edgecnn web` page in headless Chromium (mode ``browser/wasm``). ``raw_cases=False`` leaves
+    out the rows of the bare runtime calls: each Predictor row still times them in alternation, for its overhead.
     """
-    cfg = BenchConfig.checked(batch_sizes, threads, runs, warmup, max_seconds, min_runs)
+    cfg = BenchConfig.checked(batch_sizes, threads, runs, warmup, max_seconds, min_runs, raw_cases)
     found, notes = find_targets(targets, include_keras=include_keras)
     default_json: Path | None = found[0].path.parent / BENCH_FILE
     try:
@@ -92,11 +94,13 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
         common = {"runs": cfg.runs, "warmup": cfg.warmup, "max_seconds": cfg.max_seconds, "min_runs": cfg.min_runs}
         jobs: list[tuple[str, dict[str, Any], Callable[[dict[str, Any]], None]]] = []
         for t in found:
-            for n, b, mode in ((n, b, mode) for n in cfg.threads for b in cfg.batch_sizes for mode in t.modes):
-                case = {"path": str(t.path.resolve()), "mode": mode, "batch_size": b, "threads": n, **common,
-                        "images": str(inputs[t.input_shape][0]), "input_range": t.input_range}
-                jobs.append((f"{t.name} {mode} batch {b} x{n} threads", case,
-                             lambda result, t=t, case=case: rows.append(_row(t, case, result))))
+            modes = t.modes if cfg.raw_cases else tuple(m for m in t.modes if m != "raw")
+            for n in cfg.threads:
+                cases = [{"mode": mode, "batch_size": b} for b in cfg.batch_sizes for mode in modes]
+                group = {"path": str(t.path.resolve()), "threads": n, "cases": cases, **common,
+                         "images": str(inputs[t.input_shape][0]), "input_range": t.input_range}
+                jobs.append((f"{t.name} x{n} threads", group, lambda result, t=t, group=group: rows.extend(
+                    _row(t, group, case, measured) for case, measured in zip(group["cases"], result["results"]))))
         batch, n = min(cfg.batch_sizes), min(cfg.threads)
         for backend, int8, base in quantization_pairs(found):
             case = {"paths": [str(int8.path.resolve()), str(base.path.resolve())], "mode": PAIR_MODE,
@@ -112,7 +116,8 @@ def bench(targets: Iterable[str | os.PathLike] | None = None, *, batch_sizes: Se
         rows += browser_rows(found, runs=cfg.runs, warmup=cfg.warmup, notes=notes)
     config = {"batch_sizes": list(cfg.batch_sizes), "threads": list(cfg.threads), "runs": cfg.runs,
               "warmup": cfg.warmup, "max_seconds": cfg.max_seconds, "min_runs": cfg.min_runs,
-              "input": "; ".join(described for _, described in inputs.values()), "isolation": "one process per case"}
+              "input": "; ".join(described for _, described in inputs.values()), "raw_cases": cfg.raw_cases,
+              "isolation": "one process per model and thread count, loaded once for its cases"}
     report = BenchReport(machine(), utc_now(), config, rows, compute_ratios(rows, pairs), notes)
     for path in dict.fromkeys(Path(p).resolve() for p in (default_json, json_path) if p is not None):
         report.written.append(write_json(path, report.to_dict()))
@@ -157,7 +162,7 @@ def _save_inputs(found: list[BenchTarget], count: int, folder: Path,
 
 
 def run_worker(case: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    """Run one case in a fresh Python process and return its measurements."""
+    """Run one model's cases (or a pair) in a fresh Python process and return its measurements."""
     index = len(list(tmp.glob("case-*.json")))
     case_file, out_file = tmp / f"case-{index}.json", tmp / f"result-{index}.json"
     case_file.write_text(json.dumps({**case, "out": str(out_file)}), encoding="utf-8")
@@ -166,8 +171,10 @@ def run_worker(case: dict[str, Any], tmp: Path) -> dict[str, Any]:
                           capture_output=True, text=True, env=env)
     if not out_file.is_file():  # the worker reports every expected error in its result: this is a bug
         tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-        models = ", ".join(case["paths"]) if case["mode"] == PAIR_MODE else case["path"]
-        raise RuntimeError(f"benchmark worker for {models} ({case['mode']}) crashed with exit code "
+        pair = case.get("mode") == PAIR_MODE
+        models = ", ".join(case["paths"]) if pair else case["path"]
+        modes = PAIR_MODE if pair else ", ".join(dict.fromkeys(c["mode"] for c in case["cases"]))
+        raise RuntimeError(f"benchmark worker for {models} ({modes}) crashed with exit code "
                            f"{proc.returncode}: {tail[0][:300]}\n{proc.stderr[-4000:]}")
     result = json.loads(out_file.read_text(encoding="utf-8"))
     if "error" in result:
@@ -175,15 +182,15 @@ def run_worker(case: dict[str, Any], tmp: Path) -> dict[str, Any]:
     return result
 
 
-def _row(target: BenchTarget, case: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+def _row(target: BenchTarget, group: dict[str, Any], case: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
     facts = target.facts or ModelFacts(target.path.stat().st_size, measured.get("params"), measured.get("macs"), None)
     return {
         "name": target.name, "file": str(target.path), "backend": measured.get("backend"),
         "precision": target.precision or measured.get("precision"), "mode": case["mode"],
-        "batch_size": case["batch_size"], "threads": case["threads"],
+        "batch_size": case["batch_size"], "threads": group["threads"],
         "load_s": measured["load_s"], "first_inference_s": measured["first_inference_s"],
         "latency_s": measured["latency_s"], "images_per_s": measured["images_per_s"],
         "peak_rss_mb": measured["peak_rss_mb"], **facts.to_dict(), "accuracy": target.accuracy,
-        "runs": measured["runs"], "warmup": case["warmup"],
+        "runs": measured["runs"], "warmup": group["warmup"],
         **({"paired_p50_s": measured["paired_p50_s"]} if "paired_p50_s" in measured else {}),
     }

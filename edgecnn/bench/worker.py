@@ -1,18 +1,21 @@
-"""One benchmark case in a fresh process: ``python -m edgecnn.bench.worker CASE.json``.
+"""One model's benchmark cases in a fresh process: ``python -m edgecnn.bench.worker GROUP.json``.
 
-Each case (model x mode x batch size x threads) runs in its own process so that
-models do not pollute each other's memory, the peak resident memory read at the
-end is that of one model being loaded and run, TensorFlow's thread pools can be
-sized before it starts, and the load time is a cold one (it includes importing
-the runtime library, as a cold start does).
+Each model file (at one thread count) runs in its own process, all its cases
+(mode x batch size) in turn on one load: models do not pollute each other's
+memory, the peak resident memory read after each case is that of one model
+being loaded and run, TensorFlow's thread pools can be sized before it starts,
+and the load time is a cold one (it includes importing the runtime library, as
+a cold start does). Loading once keeps the benchmark short: a Keras model's
+cold start alone (TensorFlow's import and the load) takes 4-6 s.
 
-The case file says what to run; the result (or ``{"error": ...}``) is written to
-the JSON file the case names.
+The group file says what to run; the results (or ``{"error": ...}``) are written
+to the JSON file it names.
 """
 from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -54,45 +57,52 @@ class Loaded(NamedTuple):
     parts: dict[str, Callable[[], Any]] | None = None
 
 
-def run_case(case: dict[str, Any]) -> dict[str, Any]:
-    """Load the model, time it and report; ``case`` holds path, mode, batch_size, threads, runs, warmup,
-    max_seconds (the case's time budget, or None), min_runs (the timed runs a budget keeps at least) and images.
+class Model(NamedTuple):
+    """A loaded model: what it reports (backend, precision, facts) and its calls on given images for a mode."""
 
-    A Predictor case also times the Predictor, the bare runtime call and the input
-    preparation alone in alternation (``paired_p50_s``): the predictor-overhead
-    ratio comes from that pairing, and the preparation says where the overhead goes.
+    info: dict[str, Any]
+    calls: Callable[[np.ndarray, str], Loaded]
+
+
+def run_group(group: dict[str, Any]) -> dict[str, Any]:
+    """Time one model's cases; ``group`` holds path, threads, runs, warmup, max_seconds (each case's time
+    budget, or None), min_runs (the timed runs a budget keeps at the least), images, input_range, and
+    ``cases``: their mode and batch_size. A pair group (mode ``pair``) times two exports instead.
+
+    The model is loaded once, cold (the runtime's import included), and every row reports that load. A Predictor
+    case also times the Predictor, the bare runtime call and the input preparation alone in alternation
+    (``paired_p50_s``): the predictor-overhead ratio comes from that pairing, and the preparation says where
+    the overhead goes.
     """
-    images = np.load(case["images"], allow_pickle=False)[: case["batch_size"]]
-    if case["mode"] == PAIR_MODE:
-        return run_pair(case, images)
-    info: dict[str, Any] = {}
-    loaded: list[Loaded] = []
-    loader = _keras_loader if case["mode"] in KERAS_MODES else _export_loader
+    images = np.load(group["images"], allow_pickle=False)
+    if group.get("mode") == PAIR_MODE:
+        return run_pair(group, images[: group["batch_size"]])
+    loader = _keras_loader if group["cases"][0]["mode"] in KERAS_MODES else _export_loader
+    start = time.perf_counter()
+    model = loader(group)
+    load_s = time.perf_counter() - start
+    return {"results": [{**_run_case(group, case, model.calls(images[: case["batch_size"]], case["mode"])),
+                         **model.info, "load_s": load_s} for case in group["cases"]]}
 
-    def load() -> Callable[[], Any]:
-        loaded.append(loader(case, images, info))
-        return loaded[0].call
 
-    budget = case.get("max_seconds")
-    paired = case["mode"] == "predictor"  # two timings share the case's budget, so it bounds the whole case
+def _run_case(group: dict[str, Any], case: dict[str, Any], loaded: Loaded) -> dict[str, Any]:
+    budget = group.get("max_seconds")
+    paired = loaded.parts is not None  # two timings share the case's budget, so it bounds the whole case
     share = budget / 2 if paired and budget is not None else budget
-    least = case["min_runs"]
-    timing = measure(load, batch_size=case["batch_size"], runs=case["runs"], warmup=case["warmup"], max_seconds=share,
-                     min_runs=least)
+    least = group["min_runs"]
+    timing = measure(lambda: loaded.call, batch_size=case["batch_size"], runs=group["runs"], warmup=group["warmup"],
+                     max_seconds=share, min_runs=least)
     result = {
-        **info,
         "runs": timing.runs,
-        "load_s": timing.load_s,
         "first_inference_s": timing.first_inference_s,
         "latency_s": timing.latency.to_dict(),
         "images_per_s": timing.images_per_s,
         "peak_rss_mb": peak_rss_mb(),
     }
-    parts = loaded[0].parts
-    if parts is not None:
-        calls = {"predictor": loaded[0].call, **parts}
+    if paired:
+        calls = {"predictor": loaded.call, **loaded.parts}
         # no warm-up: the timing above has just warmed this very model and its session
-        samples = time_alternating(list(calls.values()), runs=case["runs"], max_seconds=share, min_runs=least)
+        samples = time_alternating(list(calls.values()), runs=group["runs"], max_seconds=share, min_runs=least)
         result["paired_p50_s"] = {name: float(np.median(s)) for name, s in zip(calls, samples)}
     return result
 
@@ -108,21 +118,24 @@ def run_pair(case: dict[str, Any], images: np.ndarray) -> dict[str, Any]:
     return {"paired_p50_s": [float(np.median(s)) for s in samples], "runs": samples.shape[1]}
 
 
-def _export_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]) -> Loaded:
+def _export_loader(group: dict[str, Any]) -> Model:
     """The Predictor on uint8 images, or its backend's bare ``run_native`` on input prepared once."""
     from ..runtime import Predictor
 
-    predictor = Predictor.load(case["path"], threads=case["threads"])
-    info.update(backend=predictor.backend, precision=predictor.precision)
-    native = predictor.prepare(images)
+    predictor = Predictor.load(group["path"], threads=group["threads"])
     run_native = predictor.runtime.run_native
-    bare = lambda: run_native(native)  # noqa: E731
-    if case["mode"] == "predictor":
-        return Loaded(lambda: predictor.predict(images), {"raw": bare, "prepare": lambda: predictor.prepare(images)})
-    return Loaded(bare)
+
+    def calls(images: np.ndarray, mode: str) -> Loaded:
+        native = predictor.prepare(images)
+        bare = lambda: run_native(native)  # noqa: E731
+        if mode == "predictor":
+            return Loaded(lambda: predictor.predict(images), {"raw": bare, "prepare": lambda: predictor.prepare(images)})
+        return Loaded(bare)
+
+    return Model({"backend": predictor.backend, "precision": predictor.precision}, calls)
 
 
-def _keras_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]) -> Loaded:
+def _keras_loader(group: dict[str, Any]) -> Model:
     """The reference's ``model.predict(x)`` or a direct ``model(x, training=False)``, on float input in the bundle's
     input range (else the one the model's own rescaling layer fixes)."""
     from .. import tfquiet
@@ -131,25 +144,29 @@ def _keras_loader(case: dict[str, Any], images: np.ndarray, info: dict[str, Any]
     from .facts import keras_facts
 
     tf = tfquiet.tensorflow()
-    tf.config.threading.set_intra_op_parallelism_threads(case["threads"])
+    tf.config.threading.set_intra_op_parallelism_threads(group["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(1)
-    model = load_model(case["path"])
+    model = load_model(group["path"])
     own = detected_input_range(model)
-    x = to_model_input(images, model_io(model)[0], case.get("input_range") or (own[0] if own else "0-1"))
-    facts = keras_facts(model, case["path"])
-    info.update(backend="keras", precision="float32", params=facts.params, macs=facts.macs)
-    if case["mode"] == "keras.predict":
-        return Loaded(lambda: model.predict(x, verbose=0))
-    return Loaded(lambda: np.asarray(model(x, training=False)))
+    input_range = group.get("input_range") or (own[0] if own else "0-1")
+    facts = keras_facts(model, group["path"])
+
+    def calls(images: np.ndarray, mode: str) -> Loaded:
+        x = to_model_input(images, model_io(model)[0], input_range)
+        if mode == "keras.predict":
+            return Loaded(lambda: model.predict(x, verbose=0))
+        return Loaded(lambda: np.asarray(model(x, training=False)))
+
+    return Model({"backend": "keras", "precision": "float32", "params": facts.params, "macs": facts.macs}, calls)
 
 
 def main(argv: list[str] | None = None) -> int:
-    case = json.loads(Path((argv or sys.argv[1:])[0]).read_text(encoding="utf-8"))
+    group = json.loads(Path((argv or sys.argv[1:])[0]).read_text(encoding="utf-8"))
     try:
-        result = run_case(case)
+        result = run_group(group)
     except EdgecnnError as exc:  # anything else is a bug: its traceback reaches the parent on stderr
         result = {"error": str(exc)}
-    Path(case["out"]).write_text(json.dumps(result), encoding="utf-8")
+    Path(group["out"]).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
 
