@@ -49,7 +49,7 @@ $(VENV)/pyvenv.cfg: FORCE | system-packages
 	fi
 
 $(INSTALLED): $(VENV)/pyvenv.cfg setup.cfg pyproject.toml
-	$(PIP) -e '.[train,dev]'
+	$(PIP) -e '.[train,dev,ray,parquet]'
 	@touch $@
 
 # onnxruntime-web for `edgecnn web`, pinned in package.json / package-lock.json; reinstalled when the lock changes

@@ -377,10 +377,26 @@ def report(folder, data, readme) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 @click.option("--plot", type=PathArg, default=None, help="Write a bar chart of class probabilities (one panel per image).")
 @click.option("--threads", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
-              help="Runtime threads (default: the runtime's).")
+              help="Runtime threads (default: the runtime's; with --out, the cores shared by the workers).")
+@click.option("--out", type=PathArg, default=None,
+              help="Score the folder IMAGES (recursively, any number of images) into this .csv, .jsonl or .parquet "
+                   "file; run again with the same --out to continue a killed run. Unreadable images go to "
+                   "OUT-stem.errors.tsv beside it.")
+@click.option("--workers", type=click.IntRange(min=1, max=MAX_THREADS), default=None,
+              help="With --out: worker processes, or Ray actors with --ray (default: the cores).")
+@click.option("--batch-size", type=click.IntRange(min=1, max=4096), default=None,
+              help="With --out: images per runtime call.  [default: 64]")
+@click.option("--chunk-size", type=click.IntRange(min=1, max=1_000_000), default=None,
+              help="With --out: images per chunk, the unit a continued run skips or redoes.  [default: 1024]")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+              help="With --out: run on the Ray cluster at ADDRESS (a local one when no address is given); needs "
+                   "edgecnn[ray].")
 @click.pass_context
-def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> None:
-    """Classify IMAGES (files, or folders of images) with an exported model. Exit 1 when any image failed."""
+def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads, out, workers, batch_size, chunk_size,
+            ray_address) -> None:
+    """Classify IMAGES (files, or folders of images) with an exported model. Exit 1 when any image failed.
+
+    With --out, IMAGES is one folder, scored in bounded memory into a file (resumable)."""
     import json
     import warnings
 
@@ -391,6 +407,15 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
 
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # huge images get our own one-line error
     warnings.filterwarnings("ignore", module=r"PIL\.")  # e.g. "Corrupt EXIF data": the image's own line says enough
+    batch_only = {"--workers": workers, "--batch-size": batch_size, "--chunk-size": chunk_size, "--ray": ray_address}
+    if out is not None:
+        score_folder_command(ctx, images, out, model_path=model_path, top_k=top_k, invert=invert, as_json=as_json,
+                             plot=plot, threads=threads, workers=workers, batch_size=batch_size,
+                             chunk_size=chunk_size, ray_address=ray_address)
+        return
+    given = [name for name, value in batch_only.items() if value is not None]
+    if given:
+        raise EdgecnnError(f"{given[0]} needs --out FILE (it scores a folder into a file)")
     report = predict_paths(images, model=model_path, top_k=top_k, invert={"yes": True, "no": False}.get(invert, "auto"),
                            threads=threads, plot=plot)
     for note in report.notes:
@@ -402,6 +427,46 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads) -> N
         click.echo(text)
     if report.plot:
         click.echo(f"plot -> {report.plot}", err=as_json)
+    if report.failed:
+        ctx.exit(EXIT_FAILED)
+
+
+def score_folder_command(ctx, images, out, *, model_path, top_k, invert, as_json, plot, threads, workers, batch_size,
+                         chunk_size, ray_address) -> None:
+    """predict --out: the folder scored into a file, with a progress bar in images/s."""
+    from .batch import DEFAULT_CHUNK, score_folder
+    from .batch.scorer import DEFAULT_BATCH
+    from .errors import EXIT_FAILED
+    from .predict import default_model
+
+    if len(images) != 1:
+        raise EdgecnnError(f"--out scores one folder, got {len(images)} paths")
+    for name, value in (("--json", as_json), ("--plot", plot)):
+        if value:
+            raise EdgecnnError(f"{name} cannot be used with --out (the rows go to {out})")
+    bar = None
+    started = time.monotonic()
+
+    def show(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="predicting", file=sys.stderr, show_pos=True,
+                                    item_show_func=lambda rate: rate)
+            bar.__enter__()
+        rate = done / max(time.monotonic() - started, 1e-9)
+        bar.update(done - bar.pos, f"{rate:,.0f} images/s")
+
+    try:
+        report = score_folder(images[0], out, model=model_path or default_model(), top_k=top_k,
+                              workers=workers, threads=threads, batch=batch_size or DEFAULT_BATCH,
+                              chunk=chunk_size or DEFAULT_CHUNK,
+                              invert={"yes": True, "no": False}.get(invert, "auto"), ray=ray_address,
+                              on_progress=show)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    for line in report.lines():
+        click.echo(line)
     if report.failed:
         ctx.exit(EXIT_FAILED)
 

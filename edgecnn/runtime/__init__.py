@@ -83,6 +83,7 @@ class Predictor:
         self._from_pixels = self._pixel_converter()
         self._run, self._max_batch = runtime.run_native, runtime.max_batch
         self._output_table = self._output_converter()
+        self._reference: tuple | None = None  # Predictor.load's arguments, for pickling
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, threads: int | None = None,
@@ -102,8 +103,19 @@ class Predictor:
             raise ModelFileError(f"model path {path} is a folder, expected a file ({', '.join(BACKENDS)})")
         runtime = backend_class(path)(path, threads=threads, providers=providers)
         _first_run(runtime)
+        reference = (str(path.absolute()), threads, None if providers is None else list(providers),
+                     None if class_names is None else list(class_names), preprocessing)
         classes, preprocessing, precision, notes = _model_info(runtime, class_names, preprocessing)
-        return cls(runtime, classes=classes, preprocessing=preprocessing, precision=precision, notes=notes)
+        predictor = cls(runtime, classes=classes, preprocessing=preprocessing, precision=precision, notes=notes)
+        predictor._reference = reference
+        return predictor
+
+    def __reduce__(self) -> tuple[Callable[..., "Predictor"], tuple]:
+        """Pickled by reference, its path and the settings it was loaded with, and loaded again on the other side
+        (a worker process, a Ray actor): runtime sessions cannot be pickled."""
+        if self._reference is None:
+            raise TypeError(f"{self!r} was not made by Predictor.load, so it has no path to be loaded again from")
+        return _load_again, self._reference
 
     @property
     def backend(self) -> str:
@@ -262,6 +274,13 @@ class Predictor:
 
     def __repr__(self) -> str:
         return f"Predictor({str(self.path)!r}, backend={self.backend!r}, precision={self.precision!r})"
+
+
+def _load_again(path: str, threads: int | None, providers: list[str] | None, class_names: list[str] | None,
+                preprocessing: dict[str, Any] | None) -> Predictor:
+    """A pickled Predictor, loaded again from its file."""
+    return Predictor.load(path, threads=threads, providers=providers, class_names=class_names,
+                          preprocessing=preprocessing)
 
 
 def sized_preprocessing(preprocessing: dict[str, Any], input_shape: tuple[int, int, int]) -> dict[str, Any]:
