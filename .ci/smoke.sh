@@ -3,7 +3,9 @@
 #   base   `pip install .`: classifies Fashion-MNIST test images with the committed int8 TFLite and ONNX
 #          models through the installed `edgecnn predict`, with TensorFlow and the other train extras absent
 #   train  `pip install '.[train]'`: trains a tiny model and writes all six exports, with sympy absent
-# PYTHON picks the interpreter the venvs are made from (default python3).
+#   ray    `pip install '.[ray]'`: scores a folder with `predict --out` on a local Ray cluster and on worker
+#          processes, the same bytes, with TensorFlow absent
+# PYTHON picks the interpreter the venvs are made from (default python3); SMOKE_PARTS the parts (default: all).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python3}
@@ -64,8 +66,24 @@ smoke_train() {
     model_int8.tflite model_fp32.onnx model_int8.onnx
 }
 
+smoke_ray() {
+  local venv=$work/ray
+  fresh_venv ray "$work/src[ray]"
+  absent "$venv" tensorflow keras
+  cd "$work"
+  "$venv/bin/python" -I "$helper" images "$work/ray-images" 100
+  rm "$work/ray-images/labels.json"
+  local rc=0
+  "$venv/bin/edgecnn" predict "$work/ray-images" --out "$work/ray.csv" --model "$bundle/model_int8.onnx" --ray \
+    --workers 2 --chunk-size 25 || rc=$?
+  "$venv/bin/edgecnn" predict "$work/ray-images" --out "$work/local.csv" --model "$bundle/model_int8.onnx" \
+    --workers 2 --chunk-size 25
+  [ "$rc" = 0 ] && cmp "$work/ray.csv" "$work/local.csv" && [ "$(wc -l < "$work/ray.csv")" = 101 ]
+  echo "ray and local rows identical: $(wc -l < "$work/ray.csv") lines"
+}
+
 passed=0 failed=0
-for part in base train; do
+for part in ${SMOKE_PARTS:-base train ray}; do
   echo "== smoke $part"
   start=$SECONDS
   set +e

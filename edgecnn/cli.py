@@ -449,6 +449,8 @@ def score_folder_command(ctx, images, out, *, model_path, top_k, invert, as_json
 
     def show(done: int, total: int) -> None:
         nonlocal bar
+        if not total:  # every chunk was done by the run this one continues: only the output is left to write
+            return
         if bar is None:
             bar = click.progressbar(length=total, label="predicting", file=sys.stderr, show_pos=True,
                                     item_show_func=lambda rate: rate)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import EdgecnnError
-from ..fileio import read_json, write_json
+from ..fileio import read_json, write_json, write_text
 from .listing import write_listing
+from .scorer import Chunk
 
 STATE_SUFFIX = ".partial"
 JOB_FILE = "job.json"
@@ -48,20 +49,21 @@ class Job:
     state: Path
     count: int  # images listed
     offsets: list[int]  # byte offset of each chunk's first line in the listing
-    resumed: bool
+    todo: int = field(init=False)  # images in the chunks without a part when the job was opened
 
-    @property
-    def listing(self) -> Path:
-        return self.state / LISTING_FILE
+    def __post_init__(self) -> None:
+        self.todo = sum(chunk.size for chunk in self.pending())
 
     def part(self, k: int) -> Path:
         return self.state / PARTS / f"{k:07d}.json"
 
-    def pending(self) -> list[int]:
-        return [k for k in range(len(self.offsets)) if not self.part(k).is_file()]
+    def pending(self) -> list[Chunk]:
+        """The chunks without a part, in listing order."""
+        return [Chunk(k, offset, min(self.spec.chunk_size, self.count - k * self.spec.chunk_size))
+                for k, offset in enumerate(self.offsets) if not self.part(k).is_file()]
 
     def save(self, result: dict[str, Any]) -> None:
-        write_json(self.part(result["chunk"]), result)
+        write_text(self.part(result["chunk"]), json.dumps(result, separators=(",", ":")))
 
     def results(self) -> Iterator[dict[str, Any]]:
         """Every chunk's result, in listing order."""
@@ -72,8 +74,9 @@ class Job:
         shutil.rmtree(self.state, ignore_errors=True)
 
 
-def open_job(out: Path, spec: JobSpec) -> Job:
-    """The unfinished run of ``out`` when there is one (it must be this run), else a new one: the folder listed."""
+def unfinished_job(out: Path, spec: JobSpec) -> Job | None:
+    """The unfinished run of ``out`` (it must be this run: a one-line error otherwise), or None when there is none
+    and a new one may start (``out`` does not exist)."""
     state = state_folder(out)
     job_file = state / JOB_FILE
     if job_file.is_file():
@@ -84,14 +87,21 @@ def open_job(out: Path, spec: JobSpec) -> Job:
             raise EdgecnnError(f"{out} has an unfinished run with another {key.replace('_', ' ')} "
                                f"({recorded.get('spec', {}).get(key)!r}, not {getattr(spec, key)!r}): run it again "
                                f"as it was to finish it, or remove {state} to start over")
-        return Job(spec, state, int(recorded["count"]), [int(o) for o in recorded["offsets"]], resumed=True)
+        return Job(spec, state, int(recorded["count"]), [int(o) for o in recorded["offsets"]])
     if out.exists():
         raise EdgecnnError(f"{out} exists and no unfinished run of it does: remove it, or choose another --out")
+    return None
+
+
+def new_job(out: Path, spec: JobSpec) -> Job:
+    """A new run of ``out``: the folder listed, the chunks' offsets recorded."""
+    state = state_folder(out)
     (state / PARTS).mkdir(parents=True, exist_ok=True)
     count, sha256 = write_listing(Path(spec.folder), state / LISTING_FILE)
     offsets = _chunk_offsets(state / LISTING_FILE, spec.chunk_size)
-    write_json(job_file, {"spec": asdict(spec), "count": count, "listing_sha256": sha256, "offsets": offsets})
-    return Job(spec, state, count, offsets, resumed=False)
+    write_json(state / JOB_FILE, {"spec": asdict(spec), "count": count, "listing_sha256": sha256,
+                                  "offsets": offsets})
+    return Job(spec, state, count, offsets)
 
 
 def _chunk_offsets(listing: Path, size: int) -> list[int]:

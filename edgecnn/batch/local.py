@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from types import TracebackType
 from typing import Any, Callable, Sequence
 
-from .scorer import ChunkScorer
+from .scorer import Chunk, ChunkScorer
 
 #: Chunks queued per worker beyond the one it runs, so no worker waits for the parent.
 QUEUED_PER_WORKER = 1
@@ -23,30 +24,47 @@ def _start(scorer: ChunkScorer) -> None:
     _scorer = scorer  # unpickled here: its Predictor loads once, in this process
 
 
-def _score(k: int) -> dict[str, Any]:
+def _score(chunk: Chunk) -> dict[str, Any]:
     assert _scorer is not None
-    return _scorer(k)
+    return _scorer(chunk)
 
 
-def run_local(scorer: ChunkScorer, pending: Sequence[int], workers: int,
-              on_result: Callable[[dict[str, Any]], None]) -> None:
-    """Score the ``pending`` chunks on ``workers`` processes (1: in this one), each result to ``on_result`` as it
-    comes (in any order)."""
-    if workers == 1:
-        for k in pending:
-            on_result(scorer(k))
-        return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(scorer,)) as pool:
+class LocalRunner:
+    """``workers`` processes (1: this one), started on entering, so that they import the runtime and load the
+    model while the parent lists the folder; :meth:`run` scores chunks on them."""
+
+    def __init__(self, scorer: ChunkScorer, workers: int) -> None:
+        self.scorer, self.workers = scorer, workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> "LocalRunner":
+        if self.workers > 1:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_start, initargs=(self.scorer,))
+            for _ in range(self.workers):  # start them all now (the pool would start one per task submitted)
+                self._pool.submit(int)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def run(self, pending: Sequence[Chunk], on_result: Callable[[dict[str, Any]], None]) -> str:
+        """Score the ``pending`` chunks, each result to ``on_result`` as it comes (in any order); where it ran."""
+        if self._pool is None:
+            for chunk in pending:
+                on_result(self.scorer(chunk))
+            return "this machine"
         todo = iter(pending)
         running: set[Future] = set()
 
         def fill() -> None:
-            while len(running) < workers * (1 + QUEUED_PER_WORKER):
-                k = next(todo, None)
-                if k is None:
+            while len(running) < self.workers * (1 + QUEUED_PER_WORKER):
+                chunk = next(todo, None)
+                if chunk is None:
                     return
-                running.add(pool.submit(_score, k))
+                running.add(self._pool.submit(_score, chunk))
 
         fill()
         while running:
@@ -55,3 +73,4 @@ def run_local(scorer: ChunkScorer, pending: Sequence[int], workers: int,
                 running.discard(future)
                 on_result(future.result())
             fill()
+        return "this machine"

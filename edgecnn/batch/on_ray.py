@@ -1,6 +1,6 @@
 """Chunks on a Ray cluster through Ray Data: ``map_batches`` with a callable class, one model load per actor.
 
-The dataset's rows are chunk indices; each actor scores its chunks with the
+The dataset's rows are chunks (index, offset, size); each actor scores its chunks with the
 same :class:`~.scorer.ChunkScorer` as a local worker (the folder and the listing
 must be on storage every node sees), and the driver writes the parts, so a run
 on Ray resumes like a local one and gives the same rows.
@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import require
 from ..tfquiet import is_verbose
-from .scorer import ChunkScorer
+from .scorer import Chunk, ChunkScorer
 
 
 class RayChunks:
@@ -26,7 +26,8 @@ class RayChunks:
         self.scorer = scorer
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [json.dumps(self.scorer(int(k))) for k in batch["chunk"]]
+        results = [json.dumps(self.scorer(Chunk(int(k), int(offset), int(size))))
+                   for k, offset, size in zip(batch["chunk"], batch["offset"], batch["size"])]
         return {"result": np.array(results, dtype=object)}
 
 
@@ -37,7 +38,7 @@ def require_ray() -> Any:
     return ray
 
 
-def run_on_ray(scorer: ChunkScorer, pending: Sequence[int], workers: int, address: str | None,
+def run_on_ray(scorer: ChunkScorer, pending: Sequence[Chunk], workers: int, address: str | None,
                on_result: Callable[[dict[str, Any]], None]) -> str:
     """Score the ``pending`` chunks on ``workers`` Ray actors of the cluster at ``address`` (None: a local one
     started here, and stopped after); each result to ``on_result``. Returns where it ran."""
@@ -55,7 +56,8 @@ def run_on_ray(scorer: ChunkScorer, pending: Sequence[int], workers: int, addres
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.execution_options.preserve_order = False
-        dataset = ray.data.from_items([{"chunk": k} for k in pending], override_num_blocks=max(1, len(pending)))
+        dataset = ray.data.from_items([{"chunk": c.index, "offset": c.offset, "size": c.size} for c in pending],
+                                      override_num_blocks=max(1, len(pending)))
         with warnings.catch_warnings():
             # max_restarts: an actor lost with its node is not restarted (its constructor arguments may be lost
             # with it, ray #53727): the run stops, and run again it continues from its parts. Ray 2.60 deprecates

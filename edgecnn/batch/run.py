@@ -11,7 +11,7 @@ from typing import Any, Callable
 from ..errors import EXIT_FAILED, EdgecnnError
 from ..fileio import atomic_path, sha256_file
 from ..runtime import Predictor
-from .job import Job, JobSpec, open_job
+from .job import LISTING_FILE, Job, JobSpec, new_job, state_folder, unfinished_job
 from .scorer import DEFAULT_BATCH, ChunkScorer
 from .writers import RowWriter, writer_for
 
@@ -74,37 +74,40 @@ def score_folder(folder: str | os.PathLike, out: str | os.PathLike, *, model: st
     if top_k > len(predictor.classes):
         raise EdgecnnError(f"--top-k {top_k}: {predictor.path} has only {len(predictor.classes)} classes")
     spec = JobSpec(str(folder.resolve()), str(Path(model).resolve()), sha256_file(model), top_k, chunk, invert)
-    job = open_job(out, spec)
-    pending = job.pending()
-    done_before = job.count - sum(min(chunk, job.count - k * chunk) for k in pending)
-    scorer = ChunkScorer(predictor, spec.folder, str(job.listing), job.offsets, chunk, job.count, top_k, invert,
-                         batch)
-    todo, done = job.count - done_before, 0
+    scorer = ChunkScorer(predictor, spec.folder, str(state_folder(out) / LISTING_FILE), top_k, invert, batch)
+    unfinished = unfinished_job(out, spec)
+    if ray is None:
+        from .local import LocalRunner
+
+        with LocalRunner(scorer, workers) as runner:  # the workers load the model while the folder is listed
+            job, save, started = _begin(unfinished or new_job(out, spec), on_progress)
+            where = runner.run(job.pending(), save)
+    else:
+        from .on_ray import run_on_ray
+
+        job, save, started = _begin(unfinished or new_job(out, spec), on_progress)
+        where = run_on_ray(scorer, job.pending(), workers, ray or None, save)
+    seconds = time.perf_counter() - started
+    predicted, failed = _write_outputs(job, out, writer, spec.model_sha256, top_k)
+    job.remove()
+    return BatchReport(out, errors_file(out), predictor.path, spec.model_sha256, job.count, predicted, failed,
+                       job.count - job.todo, seconds, workers, where)
+
+
+def _begin(job: Job, on_progress: BatchProgress | None) -> tuple[Job, Callable[[dict[str, Any]], None], float]:
+    """The job, the function that keeps each result (and tells ``on_progress``), and when scoring began."""
+    done = 0
 
     def save(result: dict[str, Any]) -> None:
         nonlocal done
         job.save(result)
         done += len(result["rows"]) + len(result["errors"])
         if on_progress is not None:
-            on_progress(done, todo)
+            on_progress(done, job.todo)
 
     if on_progress is not None:
-        on_progress(0, todo)
-    started = time.perf_counter()
-    if ray is None:
-        from .local import run_local
-
-        run_local(scorer, pending, workers, save)
-        where = "this machine"
-    else:
-        from .on_ray import run_on_ray
-
-        where = run_on_ray(scorer, pending, workers, ray or None, save)
-    seconds = time.perf_counter() - started
-    predicted, failed = _write_outputs(job, out, writer, spec.model_sha256, top_k)
-    job.remove()
-    return BatchReport(out, errors_file(out), predictor.path, spec.model_sha256, job.count, predicted, failed,
-                       done_before, seconds, workers, where)
+        on_progress(0, job.todo)
+    return job, save, time.perf_counter()
 
 
 def _write_outputs(job: Job, out: Path, writer: Callable[[Path, int, str], RowWriter], sha256: str, top_k: int) -> tuple[int, int]:

@@ -2,15 +2,15 @@
 
 A :class:`ChunkScorer` pickles small: its :class:`~edgecnn.runtime.Predictor`
 pickles by reference (path and settings) and is loaded again on the other side,
-once per process or actor, and a chunk is named by its index alone: its paths
-are read from the listing at the chunk's byte offset, and its images from the
-folder, both of which every worker sees.
+once per process or actor, and a chunk travels as a :class:`Chunk`, three
+numbers: its paths are read from the listing at its byte offset, and its images
+from the folder, both of which every worker sees.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -21,33 +21,38 @@ from ..runtime import Predictor
 DEFAULT_BATCH = 64
 
 
+class Chunk(NamedTuple):
+    """A run of lines of the listing: its index, the byte offset of its first line, and its number of lines."""
+
+    index: int
+    offset: int
+    size: int
+
+
 @dataclass
 class ChunkScorer:
-    """Everything a worker needs to score chunk ``k``; call it with ``k``."""
+    """Everything a worker needs to score chunks of one listing; call it with a :class:`Chunk`. Made before the
+    listing is written, so that workers load the model while the folder is listed."""
 
     predictor: Predictor
     folder: str
     listing: str
-    offsets: list[int]  # byte offset of each chunk's first line in the listing
-    chunk_size: int
-    count: int  # lines in the listing
     top_k: int = 1
     invert: str | bool = "auto"
     batch: int = DEFAULT_BATCH
 
-    def paths(self, k: int) -> list[str]:
-        """The listing's lines of chunk ``k``."""
+    def paths(self, chunk: Chunk) -> list[str]:
+        """The listing's lines of ``chunk``."""
         with open(self.listing, "rb") as lines:
-            lines.seek(self.offsets[k])
-            size = min(self.chunk_size, self.count - k * self.chunk_size)
-            return [lines.readline().decode("utf-8").rstrip("\n") for _ in range(size)]
+            lines.seek(chunk.offset)
+            return [lines.readline().decode("utf-8").rstrip("\n") for _ in range(chunk.size)]
 
-    def __call__(self, k: int) -> dict[str, Any]:
-        """Chunk ``k``'s rows (path, top-k labels and probabilities) in listing order, and its unreadable images
+    def __call__(self, chunk: Chunk) -> dict[str, Any]:
+        """The chunk's rows (path, top-k labels and probabilities) in listing order, and its unreadable images
         with the reason: plain lists, for a JSON part file."""
         rows: list[list[Any]] = []
         errors: list[list[str]] = []
-        paths = self.paths(k)
+        paths = self.paths(chunk)
         for start in range(0, len(paths), self.batch):
             good, tensors = [], []
             for path in paths[start:start + self.batch]:
@@ -60,7 +65,7 @@ class ChunkScorer:
             if good:
                 ranked = self.predictor.rank(self.predictor.predict(np.stack(tensors)), self.top_k)
                 rows += [[path, [label for label, _ in top], [p for _, p in top]] for path, top in zip(good, ranked)]
-        return {"chunk": k, "rows": rows, "errors": errors}
+        return {"chunk": chunk.index, "rows": rows, "errors": errors}
 
 
 def _reason(exc: ImageError, full: Path) -> str:

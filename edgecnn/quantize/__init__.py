@@ -1,10 +1,10 @@
 """Quantization that explains itself: per-layer error and latency, and mixed precision chosen by measurement.
 
 :func:`choose_tflite_int8` and :func:`choose_onnx_int8` calibrate the model
-once, measure every weighted layer (SQNR of the quantization it adds, the
-validation accuracy that keeping it float recovers, and its float32 and int8
-latency) and keep in float the layers that the accuracy budget or
-their own speed call for, with one greedy loop for both (see :mod:`.mixed`).
+once, measure every weighted layer (SQNR of the quantization it adds, its
+float32 and int8 latency, and for explain's table the validation accuracy that
+keeping it float recovers) and keep in float the layers that the accuracy
+budget or their own speed call for, with one search for both (see :mod:`.mixed`).
 :data:`CHOOSERS` maps each int8 format to its function. Imports TensorFlow:
 export-side only.
 """

@@ -302,7 +302,7 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
            cpu_ops: Mapping[int, tuple[str, ...]] | None = None,
            time_models: Callable[[Sequence[bytes]], Sequence[float]] | None = None,
            diagnose: bool = True, on_progress: Progress | None = None) -> MixedChoice:
-    """The greedy choice described in the module docstring; ``latencies`` per layer (None: not measured).
+    """The choice described in the module docstring; ``latencies`` per layer (None: not measured).
 
     ``min_agreement``: the validation agreement to reach with the budget (a fraction), ``agreement_gate`` the
     verify gate it was derived from (recorded);

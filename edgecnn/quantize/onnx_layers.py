@@ -3,7 +3,7 @@
 The ONNX counterpart of :mod:`.tflite_layers`, with the same interface
 (:class:`CalibratedONNX` ``.layers``, ``.quantize``, ``.layer_sqnr``; and
 ``.layer_latencies``, TFLite's :func:`.latency.layer_latencies`), so the
-greedy loop of :mod:`.mixed` serves both. The graph is the one ``onnx-int8``
+search of :mod:`.mixed` serves both. The graph is the one ``onnx-int8``
 quantizes (onnxruntime's pre-processing, the float stem rewrite) and each
 candidate is one ``quantize_static(nodes_to_exclude=...)`` call with the
 export's own settings (:data:`edgecnn.convert.onnx.QUANTIZATION`).
