@@ -407,17 +407,18 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads, out,
 
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # huge images get our own one-line error
     warnings.filterwarnings("ignore", module=r"PIL\.")  # e.g. "Corrupt EXIF data": the image's own line says enough
-    batch_only = {"--workers": workers, "--batch-size": batch_size, "--chunk-size": chunk_size, "--ray": ray_address}
+    invert = {"yes": True, "no": False}.get(invert, "auto")
     if out is not None:
-        score_folder_command(ctx, images, out, model_path=model_path, top_k=top_k, invert=invert, as_json=as_json,
-                             plot=plot, threads=threads, workers=workers, batch_size=batch_size,
-                             chunk_size=chunk_size, ray_address=ray_address)
+        if score_folder_command(images, out, model_path=model_path, top_k=top_k, invert=invert, as_json=as_json,
+                                plot=plot, threads=threads, workers=workers, batch_size=batch_size,
+                                chunk_size=chunk_size, ray_address=ray_address):
+            ctx.exit(EXIT_FAILED)
         return
+    batch_only = {"--workers": workers, "--batch-size": batch_size, "--chunk-size": chunk_size, "--ray": ray_address}
     given = [name for name, value in batch_only.items() if value is not None]
     if given:
         raise EdgecnnError(f"{given[0]} needs --out FILE (it scores a folder into a file)")
-    report = predict_paths(images, model=model_path, top_k=top_k, invert={"yes": True, "no": False}.get(invert, "auto"),
-                           threads=threads, plot=plot)
+    report = predict_paths(images, model=model_path, top_k=top_k, invert=invert, threads=threads, plot=plot)
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     for item in report.failed:
@@ -431,12 +432,11 @@ def predict(ctx, images, model_path, top_k, invert, as_json, plot, threads, out,
         ctx.exit(EXIT_FAILED)
 
 
-def score_folder_command(ctx, images, out, *, model_path, top_k, invert, as_json, plot, threads, workers, batch_size,
-                         chunk_size, ray_address) -> None:
-    """predict --out: the folder scored into a file, with a progress bar in images/s."""
+def score_folder_command(images, out, *, model_path, top_k, invert, as_json, plot, threads, workers, batch_size,
+                         chunk_size, ray_address) -> int:
+    """predict --out: the folder scored into a file, with a progress bar in images/s; the unreadable images."""
     from .batch import DEFAULT_CHUNK, score_folder
     from .batch.scorer import DEFAULT_BATCH
-    from .errors import EXIT_FAILED
     from .predict import default_model
 
     if len(images) != 1:
@@ -445,32 +445,30 @@ def score_folder_command(ctx, images, out, *, model_path, top_k, invert, as_json
         if value:
             raise EdgecnnError(f"{name} cannot be used with --out (the rows go to {out})")
     bar = None
-    started = time.monotonic()
+    started = 0.0
 
     def show(done: int, total: int) -> None:
-        nonlocal bar
+        nonlocal bar, started
         if not total:  # every chunk was done by the run this one continues: only the output is left to write
             return
-        if bar is None:
+        if bar is None:  # the first call, as scoring starts
             bar = click.progressbar(length=total, label="predicting", file=sys.stderr, show_pos=True,
                                     item_show_func=lambda rate: rate)
             bar.__enter__()
+            started = time.monotonic()
         rate = done / max(time.monotonic() - started, 1e-9)
         bar.update(done - bar.pos, f"{rate:,.0f} images/s")
 
     try:
         report = score_folder(images[0], out, model=model_path or default_model(), top_k=top_k,
                               workers=workers, threads=threads, batch=batch_size or DEFAULT_BATCH,
-                              chunk=chunk_size or DEFAULT_CHUNK,
-                              invert={"yes": True, "no": False}.get(invert, "auto"), ray=ray_address,
-                              on_progress=show)
+                              chunk=chunk_size or DEFAULT_CHUNK, invert=invert, ray=ray_address, on_progress=show)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
     for line in report.lines():
         click.echo(line)
-    if report.failed:
-        ctx.exit(EXIT_FAILED)
+    return report.failed
 
 
 @cli.command()

@@ -81,11 +81,12 @@ def unfinished_job(out: Path, spec: JobSpec) -> Job | None:
     job_file = state / JOB_FILE
     if job_file.is_file():
         recorded = read_json(job_file)
-        differs = [key for key, value in asdict(spec).items() if recorded.get("spec", {}).get(key) != value]
+        was = recorded.get("spec", {})
+        differs = [key for key, value in asdict(spec).items() if was.get(key) != value]
         if differs:
             key = differs[0]
             raise EdgecnnError(f"{out} has an unfinished run with another {key.replace('_', ' ')} "
-                               f"({recorded.get('spec', {}).get(key)!r}, not {getattr(spec, key)!r}): run it again "
+                               f"({was.get(key)!r}, not {getattr(spec, key)!r}): run it again "
                                f"as it was to finish it, or remove {state} to start over")
         return Job(spec, state, int(recorded["count"]), [int(o) for o in recorded["offsets"]])
     if out.exists():

@@ -33,6 +33,8 @@ class LocalRunner:
     """``workers`` processes (1: this one), started on entering, so that they import the runtime and load the
     model while the parent lists the folder; :meth:`run` scores chunks on them."""
 
+    where = "this machine"
+
     def __init__(self, scorer: ChunkScorer, workers: int) -> None:
         self.scorer, self.workers = scorer, workers
         self._pool: ProcessPoolExecutor | None = None
@@ -50,12 +52,12 @@ class LocalRunner:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, pending: Sequence[Chunk], on_result: Callable[[dict[str, Any]], None]) -> str:
-        """Score the ``pending`` chunks, each result to ``on_result`` as it comes (in any order); where it ran."""
+    def run(self, pending: Sequence[Chunk], on_result: Callable[[dict[str, Any]], None]) -> None:
+        """Score the ``pending`` chunks, each result to ``on_result`` as it comes (in any order)."""
         if self._pool is None:
             for chunk in pending:
                 on_result(self.scorer(chunk))
-            return "this machine"
+            return
         todo = iter(pending)
         running: set[Future] = set()
 
@@ -73,4 +75,3 @@ class LocalRunner:
                 running.discard(future)
                 on_result(future.result())
             fill()
-        return "this machine"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from types import TracebackType
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -38,21 +39,37 @@ def require_ray() -> Any:
     return ray
 
 
-def run_on_ray(scorer: ChunkScorer, pending: Sequence[Chunk], workers: int, address: str | None,
-               on_result: Callable[[dict[str, Any]], None]) -> str:
-    """Score the ``pending`` chunks on ``workers`` Ray actors of the cluster at ``address`` (None: a local one
-    started here, and stopped after); each result to ``on_result``. Returns where it ran."""
-    verbose = is_verbose()
-    ray = require_ray()
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=verbose,
-                 logging_level=logging.INFO if verbose else logging.ERROR,
-                 **({} if address else {"num_cpus": workers}))
-    if not verbose:  # Ray's own log lines (the executor's INFO, its progress-bar notice) only with --verbose
-        for name in ("ray", "ray.data"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-    try:
+class RayRunner:
+    """``workers`` Ray actors of the cluster at ``address`` (None: a local one, started on entering and stopped on
+    leaving); :meth:`run` scores chunks on them, as :class:`~.local.LocalRunner` does on processes."""
+
+    def __init__(self, scorer: ChunkScorer, workers: int, address: str | None) -> None:
+        self.scorer, self.workers, self.address = scorer, workers, address
+        self.where = f"Ray cluster at {address}" if address else f"a local Ray cluster ({workers} CPUs)"
+        self._verbose = is_verbose()
+        self._ray = require_ray()
+        self._started = False
+
+    def __enter__(self) -> "RayRunner":
+        ray, verbose = self._ray, self._verbose
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=verbose,
+                     logging_level=logging.INFO if verbose else logging.ERROR,
+                     **({} if self.address else {"num_cpus": self.workers}))
+            self._started = True
+        if not verbose:  # Ray's own log lines (the executor's INFO, its progress-bar notice) only with --verbose
+            for name in ("ray", "ray.data"):
+                logging.getLogger(name).setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        if self._started:
+            self._ray.shutdown()
+
+    def run(self, pending: Sequence[Chunk], on_result: Callable[[dict[str, Any]], None]) -> None:
+        """Score the ``pending`` chunks, each result to ``on_result`` as it comes (in any order)."""
+        ray = self._ray
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.execution_options.preserve_order = False
@@ -63,16 +80,11 @@ def run_on_ray(scorer: ChunkScorer, pending: Sequence[Chunk], workers: int, addr
             # with it, ray #53727): the run stops, and run again it continues from its parts. Ray 2.60 deprecates
             # passing it so (removal in 2.64, hence the extra's bound) but has no other way.
             warnings.simplefilter("ignore", DeprecationWarning)
-            scored = dataset.map_batches(RayChunks, fn_constructor_kwargs={"scorer": scorer}, batch_size=1,
-                                         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+            scored = dataset.map_batches(RayChunks, fn_constructor_kwargs={"scorer": self.scorer}, batch_size=1,
+                                         compute=ray.data.ActorPoolStrategy(size=self.workers), num_cpus=1,
                                          max_restarts=0)
         with warnings.catch_warnings():
-            if not verbose:  # e.g. fewer chunks than actors: nothing the user has to act on
+            if not self._verbose:  # e.g. fewer chunks than actors: nothing the user has to act on
                 warnings.simplefilter("ignore", UserWarning)
             for row in scored.iter_rows():
                 on_result(json.loads(row["result"]))
-        return f"Ray cluster at {address}" if address else f"a local Ray cluster ({workers} CPUs)"
-    finally:
-        if started:
-            ray.shutdown()
-

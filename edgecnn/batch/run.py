@@ -6,7 +6,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import EXIT_FAILED, EdgecnnError
 from ..fileio import atomic_path, sha256_file
@@ -14,6 +14,9 @@ from ..runtime import Predictor
 from .job import LISTING_FILE, Job, JobSpec, new_job, state_folder, unfinished_job
 from .scorer import DEFAULT_BATCH, ChunkScorer
 from .writers import RowWriter, writer_for
+
+if TYPE_CHECKING:
+    from .on_ray import RayRunner
 
 #: Images per chunk: the unit a resumed run skips or redoes, one part file each.
 DEFAULT_CHUNK = 1024
@@ -62,7 +65,7 @@ def score_folder(folder: str | os.PathLike, out: str | os.PathLike, *, model: st
     the cores shared out); ``ray``: a Ray cluster's address, "" for a local one started here."""
     folder, out = Path(folder), Path(out)
     writer = writer_for(out)
-    if ray is not None:
+    if ray is not None:  # a missing extra is refused before anything is loaded, listed or written
         from .on_ray import require_ray
 
         require_ray()
@@ -79,23 +82,25 @@ def score_folder(folder: str | os.PathLike, out: str | os.PathLike, *, model: st
     if ray is None:
         from .local import LocalRunner
 
-        with LocalRunner(scorer, workers) as runner:  # the workers load the model while the folder is listed
-            job, save, started = _begin(unfinished or new_job(out, spec), on_progress)
-            where = runner.run(job.pending(), save)
+        runner: LocalRunner | RayRunner = LocalRunner(scorer, workers)
     else:
-        from .on_ray import run_on_ray
+        from .on_ray import RayRunner
 
-        job, save, started = _begin(unfinished or new_job(out, spec), on_progress)
-        where = run_on_ray(scorer, job.pending(), workers, ray or None, save)
+        runner = RayRunner(scorer, workers, ray or None)
+    with runner:  # local workers load the model while the folder is listed
+        job = unfinished or new_job(out, spec)
+        save = _keeper(job, on_progress)
+        started = time.perf_counter()
+        runner.run(job.pending(), save)
     seconds = time.perf_counter() - started
     predicted, failed = _write_outputs(job, out, writer, spec.model_sha256, top_k)
     job.remove()
     return BatchReport(out, errors_file(out), predictor.path, spec.model_sha256, job.count, predicted, failed,
-                       job.count - job.todo, seconds, workers, where)
+                       job.count - job.todo, seconds, workers, runner.where)
 
 
-def _begin(job: Job, on_progress: BatchProgress | None) -> tuple[Job, Callable[[dict[str, Any]], None], float]:
-    """The job, the function that keeps each result (and tells ``on_progress``), and when scoring began."""
+def _keeper(job: Job, on_progress: BatchProgress | None) -> Callable[[dict[str, Any]], None]:
+    """The function that keeps each chunk's result as its part, and tells ``on_progress``."""
     done = 0
 
     def save(result: dict[str, Any]) -> None:
@@ -107,10 +112,11 @@ def _begin(job: Job, on_progress: BatchProgress | None) -> tuple[Job, Callable[[
 
     if on_progress is not None:
         on_progress(0, job.todo)
-    return job, save, time.perf_counter()
+    return save
 
 
-def _write_outputs(job: Job, out: Path, writer: Callable[[Path, int, str], RowWriter], sha256: str, top_k: int) -> tuple[int, int]:
+def _write_outputs(job: Job, out: Path, writer: Callable[[Path, int, str], RowWriter], sha256: str,
+                   top_k: int) -> tuple[int, int]:
     """The errors file, then the output, each atomically from the parts in listing order; (rows, errors). No
     output when no image could be read: an error, exit 1."""
     failed = 0
