@@ -9,6 +9,7 @@ sets the per-tensor int8 scale of the activation and drowns the other channels.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,17 +123,18 @@ def test_the_choice_is_reproducible(hard_case, hard_choice):
 class FakeCalibrated:
     """Layers whose float versions recover known accuracy, without TensorFlow: the greedy logic alone."""
 
-    def __init__(self, gains: dict[str, float]) -> None:
+    def __init__(self, gains: dict[str, float], sqnr: dict[str, float] | None = None) -> None:
         from edgecnn.quantize.tflite_layers import QuantLayer
 
-        self.gains = gains
+        self.gains, self.sqnr = gains, sqnr
         self.layers = [QuantLayer(i, name, "CONV_2D", (name,), (4, 4, 1), 10, 14) for i, name in enumerate(gains)]
 
     def quantize(self, float_layers) -> bytes:
         return ",".join(sorted(layer.name for layer in float_layers)).encode()
 
     def layer_sqnr(self) -> dict[str, float]:
-        return {name: 30.0 - 10 * gain for name, gain in self.gains.items()}
+        """The SQNR given, else one that ranks the layers by their gain (a low SQNR may also do no harm)."""
+        return self.sqnr or {name: 30.0 - 10 * gain for name, gain in self.gains.items()}
 
 
 class FakeEvaluator:
@@ -174,8 +176,60 @@ def test_the_search_tries_about_log2_candidates_for_many_layers():
     evaluate = CountingEvaluator(calibrated, 0.86)
     choice = choose(calibrated, evaluate, 0.5, diagnose=False)
     assert choice.float_layers() == ["l17", "l40"] and choice.met
-    # all-int8, every layer float, 6 bisection steps, 2 returns tried, the file
-    assert len(evaluate.seen) == 1 + 1 + 6 + 2 + 1
+    # all-int8, every layer float, 6 bisection steps, 1 return tried (l40 returned alone is the prefix the
+    # bisection saw miss), the file
+    assert len(evaluate.seen) == 1 + 1 + 6 + 1 + 1
+
+
+def test_the_return_pass_tries_at_most_its_bound_of_layers():
+    """30 layers go float by SQNR but one alone holds the budget: the return pass stops at RETURN_TRIES tries,
+    the heaviest layers first, so the search stays at log2 + a constant candidates on any network."""
+    from edgecnn.quantize.mixed import RETURN_TRIES, choose
+
+    names = [f"l{i:02d}" for i in range(40)]
+    gains = {name: 0.0 for name in names} | {"l29": 4.0}
+    calibrated = FakeCalibrated(gains, sqnr={name: float(i) for i, name in enumerate(names)})
+    calibrated.layers = [layer if layer.index % 2 else replace(layer, weight_count=1000)
+                         for layer in calibrated.layers]  # the even ones are heavier: their float costs more
+    evaluate = CountingEvaluator(calibrated, 0.86)
+    choice = choose(calibrated, evaluate, 0.5, diagnose=False)
+    assert len(evaluate.seen) == 1 + 1 + 6 + RETURN_TRIES + 1  # all-int8, all float, bisection, returns, the file
+    returned = [f"l{i:02d}" for i in range(0, 2 * RETURN_TRIES, 2)]  # the heaviest first, in graph order
+    assert choice.float_layers() == [name for name in names[:30] if name not in returned] and choice.met
+
+
+@pytest.mark.parametrize("gain, returned", [(0.3, False), (0.05, True)])
+def test_a_return_that_drifts_beyond_noise_from_the_bisection_is_refused(gain, returned):
+    """Returning ``a`` keeps the budget either way (0.4 points of 0.5), but a return that costs more than
+    AGREEMENT_NOISE of the bisection's end is a chance for the validation images to flatter the file: refused."""
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": gain, "b": 3.6 + 0.3 - gain, "c": 0.0}, sqnr={"a": 1.0, "b": 2.0, "c": 30.0})
+    choice = choose(calibrated, FakeEvaluator(calibrated, 0.86), 0.5, diagnose=False)
+    assert choice.met and choice.float_layers() == (["b"] if returned else ["a", "b"])
+
+
+class ErrorEvaluator(FakeEvaluator):
+    """The fake, whose output error rises by ``extra`` when ``a`` is int8 (its accuracy does not move)."""
+
+    def __init__(self, calibrated: FakeCalibrated, base: float, extra: float) -> None:
+        super().__init__(calibrated, base)
+        self.extra = extra
+
+    def __call__(self, model: bytes):
+        score = super().__call__(model)
+        return score._replace(error=0.01 + (0.0 if b"a" in model.split(b",") else self.extra))
+
+
+@pytest.mark.parametrize("extra, returned", [(0.001, False), (0.0002, True)])
+def test_a_return_that_raises_the_output_error_beyond_its_bound_is_refused(extra, returned):
+    """Top-1 counts can stay within noise while the file drifts (EfficientNetB0's ONNX returns): a return that
+    raises the mean output error more than RETURN_ERROR_DRIFT (5%) over the bisection's end stays float."""
+    from edgecnn.quantize.mixed import choose
+
+    calibrated = FakeCalibrated({"a": 0.0, "b": 4.0}, sqnr={"a": 1.0, "b": 2.0})
+    choice = choose(calibrated, ErrorEvaluator(calibrated, 0.86, extra), 0.5, diagnose=False)
+    assert choice.met and choice.float_layers() == (["b"] if returned else ["a", "b"])
 
 
 def test_a_layer_slower_in_int8_stays_float_when_that_costs_no_accuracy():
@@ -233,8 +287,9 @@ def test_without_diagnosis_no_layer_is_measured_alone_and_the_choice_is_the_same
     assert chosen.manifest_fields("v")["layers"][0]["harm_points"] is None
     if base == 0.90:  # all-int8 within the budget: no search
         assert fast.seen == [b"", b""]
-    else:  # all-int8, every layer float, bisection (b alone misses; b and c hold), c then b back to int8, the file
-        assert fast.seen == [b"", b"a,b,c", b"b", b"b,c", b"b", b"c", b"b,c"]
+    else:  # all-int8, every layer float, bisection (b alone misses; b and c hold), b back to int8 (c returned
+        # alone is b alone, seen to miss), the file
+        assert fast.seen == [b"", b"a,b,c", b"b", b"b,c", b"c", b"b,c"]
 
 
 def test_a_budget_no_mix_meets_gives_the_best_mix_and_says_so():

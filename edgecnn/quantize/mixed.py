@@ -18,13 +18,20 @@ ties: the larger float saving, then graph order), and while the drop against the
 float model exceeds the budget (or the agreement is below verify's gate), a
 prefix of that order goes float (reason ``error``): the shortest that holds it,
 found by bisection between none and all, as if more float never hurt (when not even every layer float reaches it,
-all go float, where the search would end); then each of those, last first,
-returns to int8 when the budget holds without it (two layers may only help
-together: a ruined tensor and its reader; a low SQNR may do no harm). One
-evaluation per step: about log2(layers) for the bisection, one per float layer
-for the return, so the search grows at most linearly with the layers, and the
-choice is the same on every run with the same inputs. Layers left in int8 carry
-reason ``budget``. What keeping each layer float alone recovers is measured for
+all go float, where the search would end); then some of those return to int8
+(two layers may only help together: a ruined tensor and its reader; a low SQNR
+may do no harm): at most :data:`RETURN_TRIES`, the heaviest first (the most
+weight bytes int8 saves), each when the budget still holds without it *and*
+the file stays near the bisection's end (score and agreement within
+:data:`AGREEMENT_NOISE`, mean output error within :data:`RETURN_ERROR_DRIFT`).
+Every try is judged on the same validation images, so every return accepted on
+them alone is a chance for those images to flatter the file: EfficientNetB0's
+ONNX file, after 69 unbounded tries, reached 99.11% agreement on validation and
+98.19% on the test set, where the bisection's end had 99.17% and 98.81%.
+Bounding the tries and the drift bounds that. One evaluation per step: about
+log2(layers) for the bisection, at most :data:`RETURN_TRIES` for the return,
+and the choice is the same on every run with the same inputs. Layers left in
+int8 carry reason ``budget``. What keeping each layer float alone recovers is measured for
 explain's table only (``diagnose``).
 
 The loop is the same for every format: a format brings a :class:`Calibrated`
@@ -62,6 +69,13 @@ KEEPING_FLOAT = "keeping the lowest-SQNR layers float, bisecting"
 RETURNING_TO_INT8 = "returning needless float layers to int8"
 #: Agreement a float choice made for speed may lose below the gate: one or two images of validation noise.
 AGREEMENT_NOISE = 0.001
+#: Layers the bisection kept float that the return pass tries in int8 again, at most (see the module docstring).
+RETURN_TRIES = 12
+#: How much the returns together may raise the mean output error over the bisection's end, as a fraction of it.
+#: The error is a mean over every image and probability, so it moves where top-1 counts stay within noise: in
+#: EfficientNetB0's 69 ONNX returns it rose 17% while the validation agreement held at 99.1% and the test set's
+#: fell from 98.81% to 98.19%.
+RETURN_ERROR_DRIFT = 0.05
 #: Images per interpreter call while evaluating candidates.
 EVAL_BATCH = 256
 
@@ -394,10 +408,20 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         added = order[:enough]
         reasons.update((layer.index, "error") for layer in added)
     if len(added) > 1 and not over(now):  # a layer that helped early may be needless once later ones are float
-        for layer in counted(added[::-1], RETURNING_TO_INT8, on_progress):
+        settled = now  # the bisection's end: what every return is judged against, so that the drift stays in noise
+
+        def holds(candidate: Score) -> bool:
+            return not over(candidate) and candidate.score >= settled.score - AGREEMENT_NOISE and \
+                candidate.agreement >= settled.agreement - AGREEMENT_NOISE and \
+                candidate.error <= (1 + RETURN_ERROR_DRIFT) * settled.error
+
+        # the last layer added, returned alone, is the prefix the bisection saw miss; of the others, the heaviest
+        # first (weights, not timings: the same tries on every run), then graph order
+        tries = sorted(added[:-1], key=lambda layer: (-layer.weight_count, layer.index))[:RETURN_TRIES]
+        for layer in counted(tries, RETURNING_TO_INT8, on_progress):
             candidate = evaluate(calibrated.quantize([kept for kept in layers
                                                       if kept.index in reasons and kept is not layer]))
-            if not over(candidate):
+            if holds(candidate):
                 del reasons[layer.index]
                 now = candidate
     kept = [layer for layer in layers if layer.index in reasons]
