@@ -181,21 +181,38 @@ def test_the_search_tries_about_log2_candidates_for_many_layers():
     assert len(evaluate.seen) == 1 + 1 + 6 + 1 + 1
 
 
-def test_the_return_pass_tries_at_most_its_bound_of_layers():
-    """30 layers go float by SQNR but one alone holds the budget: the return pass stops at RETURN_TRIES tries,
-    the heaviest layers first, so the search stays at log2 + a constant candidates on any network."""
+def test_the_return_pass_returns_needless_layers_in_growing_blocks():
+    """30 layers go float by SQNR but one alone holds the budget: blocks of 1, 2, 4, 8 and the last 14 return,
+    5 candidates for 29 layers, not one each."""
+    from edgecnn.quantize.mixed import choose
+
+    names = [f"l{i:02d}" for i in range(40)]
+    calibrated = FakeCalibrated({name: 0.0 for name in names} | {"l29": 4.0},
+                                sqnr={name: float(i) for i, name in enumerate(names)})
+    evaluate = CountingEvaluator(calibrated, 0.86)
+    choice = choose(calibrated, evaluate, 0.5, diagnose=False)
+    assert choice.float_layers() == ["l29"] and choice.met
+    assert len(evaluate.seen) == 1 + 1 + 6 + 5 + 1  # all-int8, all float, bisection, returns, the file
+
+
+def test_the_return_pass_tries_at_most_its_bound_and_the_heaviest_layers_first():
+    """27 layers are each needed (any one returned misses the budget): RETURN_TRIES candidates, one layer each once
+    a block is refused, the heaviest first, so the search stays at log2 + a constant candidates on any network."""
     from edgecnn.quantize.mixed import RETURN_TRIES, choose
 
     names = [f"l{i:02d}" for i in range(40)]
-    gains = {name: 0.0 for name in names} | {"l29": 4.0}
-    calibrated = FakeCalibrated(gains, sqnr={name: float(i) for i, name in enumerate(names)})
+    calibrated = FakeCalibrated({name: 4.0 / 30 if i < 30 else 0.0 for i, name in enumerate(names)},
+                                sqnr={name: float(i) for i, name in enumerate(names)})
     calibrated.layers = [layer if layer.index % 2 else replace(layer, weight_count=1000)
                          for layer in calibrated.layers]  # the even ones are heavier: their float costs more
     evaluate = CountingEvaluator(calibrated, 0.86)
     choice = choose(calibrated, evaluate, 0.5, diagnose=False)
-    assert len(evaluate.seen) == 1 + 1 + 6 + RETURN_TRIES + 1  # all-int8, all float, bisection, returns, the file
-    returned = [f"l{i:02d}" for i in range(0, 2 * RETURN_TRIES, 2)]  # the heaviest first, in graph order
-    assert choice.float_layers() == [name for name in names[:30] if name not in returned] and choice.met
+    assert choice.float_layers() == names[:27] and choice.met  # 3.6 points back; 26 layers give 3.47: a miss
+    # all-int8, all float, the bisection (20, 30, 25, 27, 26 layers), the returns, the file
+    assert len(evaluate.seen) == 1 + 1 + 5 + RETURN_TRIES + 1
+    tried = evaluate.seen[7:7 + RETURN_TRIES]
+    assert [sorted(set(names[:27]) - set(model.decode().split(","))) for model in tried] == \
+        [[f"l{i:02d}"] for i in range(0, 2 * RETURN_TRIES, 2)]  # the heaviest first, in graph order
 
 
 @pytest.mark.parametrize("gain, returned", [(0.3, False), (0.05, True)])

@@ -17,9 +17,9 @@ from .test_mixed_precision import FakeCalibrated, FakeEvaluator, _latency
 
 
 def assert_counts_up(calls: list[tuple[str, int, int]]) -> list[str]:
-    """Each ``what`` counts 0, 1, ... up to its one total (the greedy step may stop short once the budget holds);
+    """Each ``what`` counts 0, 1, ... up to its one total (the bisection and the return pass may stop short);
     its steps in the order they began."""
-    from edgecnn.quantize.mixed import KEEPING_FLOAT
+    from edgecnn.quantize.mixed import KEEPING_FLOAT, RETURNING_TO_INT8
 
     counts, totals = defaultdict(list), defaultdict(set)
     for what, done, total in calls:
@@ -27,7 +27,7 @@ def assert_counts_up(calls: list[tuple[str, int, int]]) -> list[str]:
         totals[what].add(total)
     for what, dones in counts.items():
         (total,) = totals[what]
-        upto = dones[-1] if what.endswith(KEEPING_FLOAT) else total
+        upto = dones[-1] if what.endswith((KEEPING_FLOAT, RETURNING_TO_INT8)) else total
         assert dones == list(range(upto + 1)), (what, dones)
     return list(counts)
 
