@@ -267,9 +267,11 @@ def test_layers_slower_in_int8_alone_stay_float_only_when_the_whole_model_is_fas
 
     calibrated = FakeCalibrated({"a": 0.0, "b": 0.0})
     timed = []
-    choice = choose(calibrated, FakeEvaluator(calibrated, 0.90), 0.5, [_latency(3.0), _latency(0.2)],
-                    time_models=lambda models: timed.extend(models) or whole)
+    evaluate = CountingEvaluator(calibrated, 0.90)
+    choice = choose(calibrated, evaluate, 0.5, [_latency(3.0), _latency(0.2)],
+                    time_models=lambda models: timed.extend(models) or whole, diagnose=False)
     assert timed == [b"", b"a"]  # all-int8 against the candidate with the slow layer float
+    assert (b"a" in evaluate.seen) is kept  # timed first: not faster whole, so its accuracy is never evaluated
     assert choice.float_layers() == (["a"] if kept else [])
     assert [r.reason for r in choice.layers] == (["latency", "budget"] if kept else ["budget", "budget"])
     assert choice.latency.kept_float is kept and choice.latency.layers == 1

@@ -7,7 +7,9 @@ drop stays within the budget (a free choice goes to speed; a few images of
 validation noise must not keep a slow kernel) (reason ``latency``). A layer
 timed alone does not pay the quantize and dequantize ops its float island adds,
 so those layers stay float only when the whole model is measured faster with
-them float than all-int8 (:class:`LatencyCheck`); else they return to int8. Layers
+them float than all-int8 (:class:`LatencyCheck`, timed first, so that none is
+evaluated when it is not; re-timed when some cost accuracy); else they return
+to int8. Layers
 whose int8 ops the runtime's accelerator leaves on the CPU (XNNPACK and int8
 HARD_SWISH) are tried float together, and go float (reason ``delegate``) when
 the whole candidate model is measured faster and the budget allows it: one
@@ -360,18 +362,21 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
             (candidate.agreement >= gate or candidate.agreement >= now.agreement - AGREEMENT_NOISE)
 
     slower = [layer for layer in layers if timed and timed[layer.index].ratio >= SLOWER_IN_INT8]
-    for layer in counted(slower, "trying float for speed", on_progress):
+    # the whole model first: when their float does not pay there, none is evaluated for it (EfficientNetB0's ONNX
+    # file: 5 candidates, 27 s, all returned to int8)
+    latency = _whole_model(calibrated, time_models, slower) if slower and time_models is not None else None
+    for layer in counted(slower if latency is None or latency.kept_float else [], "trying float for speed",
+                         on_progress):
         candidate = with_float(layer)
         if free(candidate):
             reasons[layer.index], now = "latency", candidate
-    latency = None
-    if reasons and time_models is not None:
-        int8_s, float_s = time_models([calibrated.quantize(()), calibrated.quantize(
-            [layer for layer in layers if layer.index in reasons])])
-        latency = LatencyCheck(len(reasons), int8_s, float_s, int8_s >= WHOLE_MODEL_GAIN * float_s)
-        if not latency.kept_float:
-            reasons.clear()
-            now = base
+    if latency is not None and reasons and len(reasons) < len(slower):  # some cost accuracy: time those left
+        latency = _whole_model(calibrated, time_models, [layer for layer in layers if layer.index in reasons])
+    if latency is not None and not latency.kept_float:
+        reasons.clear()
+        now = base
+    elif latency is not None and not reasons:  # faster, but every one costs accuracy: none kept float for speed
+        latency = None
     cpu_ops = dict(cpu_ops or {})
     delegate = None
     stranded = [layer for layer in layers if layer.index in cpu_ops and layer.index not in reasons]
@@ -449,6 +454,13 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
     return MixedChoice(final, rows, evaluate.float_accuracy, base.score, reached.score, budget_points,
                        len(evaluate.x), sorted(node for layer in kept for node in layer.nodes), delegate,
                        evaluate.measure, reached.agreement, min_agreement, latency, agreement_gate)
+
+
+def _whole_model(calibrated: Calibrated, time_models: Callable[[Sequence[bytes]], Sequence[float]],
+                 float_layers: Sequence[QuantLayer]) -> LatencyCheck:
+    """All-int8 against these layers float, each file timed whole (the Q/DQ ops around float islands count)."""
+    int8_s, float_s = time_models([calibrated.quantize(()), calibrated.quantize(float_layers)])
+    return LatencyCheck(len(float_layers), int8_s, float_s, int8_s >= WHOLE_MODEL_GAIN * float_s)
 
 
 def _worst(sqnr: float | None) -> float:
