@@ -19,23 +19,24 @@ order of the SQNR their int8 output keeps (one debugger pass for all of them;
 ties: the larger float saving, then graph order), and while the drop against the
 float model exceeds the budget (or the agreement is below verify's gate), a
 prefix of that order goes float (reason ``error``): the shortest that holds it,
-found by bisection between none and all, as if more float never hurt (when not even every layer float reaches it,
-all go float, where the search would end); then some of those return to int8
-(two layers may only help together: a ruined tensor and its reader; a low SQNR
-may do no harm): in blocks, the heaviest layers first (the most weight bytes
-int8 saves), a block twice as large after one returns and half as large after
-one is refused, at most :data:`RETURN_TRIES` candidates. A block returns when
-the budget still holds without it *and* the file stays near the bisection's end (score and agreement within
-:data:`AGREEMENT_NOISE`, mean output error within :data:`RETURN_ERROR_DRIFT`).
-Every try is judged on the same validation images, so every return accepted on
-them alone is a chance for those images to flatter the file: EfficientNetB0's
-ONNX file, after 69 unbounded tries one layer each, reached 99.11% agreement on validation and
-98.19% on the test set, where the bisection's end had 99.17% and 98.81%.
-Bounding the tries and the drift bounds that. One evaluation per step: about
-log2(layers) for the bisection, at most :data:`RETURN_TRIES` for the return,
-and the choice is the same on every run with the same inputs. Layers left in
-int8 carry reason ``budget``. What keeping each layer float alone recovers is measured for
-explain's table only (``diagnose``).
+found by bisection between none and all, as if more float never hurt (when not
+even every layer float reaches it, all go float, where the search would end);
+then some of those return to int8 (two layers may only help together: a ruined
+tensor and its reader; a low SQNR may do no harm): in blocks, the heaviest
+layers first (the most weight bytes int8 saves), a block twice as large after
+one returns and half as large after one is refused, at most
+:data:`RETURN_TRIES` candidates. A block returns when the budget still holds
+without it *and* the file stays near the bisection's end (score and agreement
+within :data:`AGREEMENT_NOISE`, mean output error within
+:data:`RETURN_ERROR_DRIFT`). Every try is judged on the same validation images,
+so every return accepted on them alone is a chance for those images to flatter
+the file: EfficientNetB0's ONNX file, after 69 unbounded tries one layer each,
+reached 99.11% agreement on validation and 98.19% on the test set, where the
+bisection's end had 99.17% and 98.81%. Bounding the tries and the drift bounds
+that. One evaluation per step: about log2(layers) for the bisection, at most
+:data:`RETURN_TRIES` for the return, and the choice is the same on every run
+with the same inputs. Layers left in int8 carry reason ``budget``. What keeping
+each layer float alone recovers is measured for explain's table only (``diagnose``).
 
 The loop is the same for every format: a format brings a :class:`Calibrated`
 model (TFLite: :mod:`.tflite_layers`, ONNX: :mod:`.onnx_layers`) and a runner
@@ -370,13 +371,13 @@ def choose(calibrated: Calibrated, evaluate: Evaluator, budget_points: float,
         candidate = with_float(layer)
         if free(candidate):
             reasons[layer.index], now = "latency", candidate
-    if latency is not None and reasons and len(reasons) < len(slower):  # some cost accuracy: time those left
-        latency = _whole_model(calibrated, time_models, [layer for layer in layers if layer.index in reasons])
+    if latency is not None and latency.kept_float and len(reasons) < len(slower):  # some cost accuracy: time the
+        # rest whole (none left: nothing is kept float for speed)
+        latency = _whole_model(calibrated, time_models, [layer for layer in layers if layer.index in reasons]) \
+            if reasons else None
     if latency is not None and not latency.kept_float:
         reasons.clear()
         now = base
-    elif latency is not None and not reasons:  # faster, but every one costs accuracy: none kept float for speed
-        latency = None
     cpu_ops = dict(cpu_ops or {})
     delegate = None
     stranded = [layer for layer in layers if layer.index in cpu_ops and layer.index not in reasons]
