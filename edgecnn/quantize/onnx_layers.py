@@ -140,22 +140,22 @@ class CalibratedONNX:
         nodes = {node.name: node for node in self._prepared.graph.node}
         model_input = self._prepared.graph.input[0].name
         x = np.asarray(images[:1], dtype=np.float32)
+        cuts = [(layer, list(inputs), output, [quantized.get(name, name) for name in inputs],
+                 quantized.get(output, output)) for layer, (inputs, output) in zip(self.layers, self._cuts)]
+        # every cut's feeds from one run of each graph (a prefix model per cut would cost quadratic time)
+        float_values = _values(float_graph, model_input, x, {name for _, starts, *_ in cuts for name in starts})
+        int8_values = _values(int8_graph, model_input, x, {name for *_, starts, _ in cuts for name in starts})
 
-        def call(extractor, starts: list[str], end: str):
-            inner = [name for name in starts if name != model_input]
-            values = dict(zip(inner, _session(extractor.extract_model([model_input], inner).SerializeToString()).run(
-                inner, {model_input: x}))) if inner else {}
-            feeds = {name: x if name == model_input else values[name] for name in starts}
+        def call(extractor, values: dict[str, np.ndarray], starts: list[str], end: str):
+            feeds = {name: values[name] for name in starts}
             session = _session(extractor.extract_model(starts, [end]).SerializeToString())
             return lambda: session.run(None, feeds)
 
-        found, cuts = [], list(zip(self.layers, self._cuts))
-        for layer, (inputs, output) in counted(cuts, "timing float32 and int8", on_progress):
+        found = []
+        for layer, inputs, output, int8_inputs, int8_output in counted(cuts, "timing float32 and int8", on_progress):
             found.append(time_layer(" + ".join(nodes[name].op_type for name in layer.nodes), layer.input_shape,
-                                    call(float_graph, list(inputs), output),
-                                    call(int8_graph, [quantized.get(name, name) for name in inputs],
-                                         quantized.get(output, output)),
-                                    runs=runs))
+                                    call(float_graph, float_values, inputs, output),
+                                    call(int8_graph, int8_values, int8_inputs, int8_output), runs=runs))
         return found
 
     def _save(self, folder: Path) -> Path:
@@ -164,6 +164,15 @@ class CalibratedONNX:
         path = folder / "pre.onnx"
         onnx.save(self._prepared, str(path))
         return path
+
+
+def _values(extractor, model_input: str, x: np.ndarray, names: set[str]) -> dict[str, np.ndarray]:
+    """The tensors ``names`` of the extractor's graph on input ``x`` (the input itself among them)."""
+    inner = sorted(names - {model_input})
+    if not inner:
+        return {model_input: x}
+    session = _session(extractor.extract_model([model_input], inner).SerializeToString())
+    return {**dict(zip(inner, session.run(inner, {model_input: x}))), model_input: x}
 
 
 def onnx_call(model: bytes, image: np.ndarray) -> Callable[[], Any]:
