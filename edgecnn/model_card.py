@@ -68,11 +68,19 @@ def embed_tflite_card(model: bytes, card: dict[str, Any]) -> bytes:
     The model is rewritten through LiteRT's object API; tensors, operators and
     weights are carried over unchanged, so the interpreter computes the same outputs.
     """
-    import numpy as np
-    from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     tree = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    add_tflite_card(tree, card)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(tree))
+
+
+def add_tflite_card(tree: Any, card: dict[str, Any]) -> None:
+    """:func:`embed_tflite_card` on a flatbuffer already read into LiteRT's object API (``ModelT``), in place:
+    export edits the file once for its signature and its card."""
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
     data = np.frombuffer(card_json(card).encode("utf-8"), dtype=np.uint8)
     tree.metadata = tree.metadata or []
     tree.buffers = tree.buffers or []
@@ -86,7 +94,6 @@ def embed_tflite_card(model: bytes, card: dict[str, Any]) -> bytes:
         entry.name, entry.buffer = CARD_NAME, len(tree.buffers)
         tree.buffers.append(buffer)
         tree.metadata.append(entry)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(tree))
 
 
 def read_tflite_card(model: bytes | str | os.PathLike, *, name: str | os.PathLike | None = None) -> dict | None:

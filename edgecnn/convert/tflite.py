@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import tfquiet
+from ..model_card import add_tflite_card
 from .source import INPUT_NAME, OUTPUT_NAME
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ def converter(source: ExportSource, configure: Callable | None = None):
     SavedModel and loads it back twice on every conversion, which took 60-70% of
     each one (MobileNetV3Small 4.6 s -> 1.4 s, EfficientNetB0 11.7 s -> 3.1 s) for
     the same operators, weights and outputs. That path's one addition, the
-    signature, is written by :func:`signed`.
+    signature, is written by :func:`finished`.
     """
     tf = tfquiet.tensorflow()
     serve = source.serving_function()
@@ -41,13 +42,21 @@ def converter(source: ExportSource, configure: Callable | None = None):
     return made
 
 
-def signed(model: bytes) -> bytes:
-    """The converted flatbuffer with its :data:`SIGNATURE_KEY` signature (``input`` -> ``probabilities``), the
-    output tensor named as in the signature and in the ONNX files, so LiteRT's signature runner finds the model."""
-    from ai_edge_litert import schema_py_generated as schema
+def finished(model: bytes, card: dict) -> bytes:
+    """The converted flatbuffer as export writes it, read and rewritten once: with its :data:`SIGNATURE_KEY`
+    signature (``input`` -> ``probabilities``; the output tensor named as there and in the ONNX files, so LiteRT's
+    signature runner finds the model) and ``card`` (see :mod:`edgecnn.model_card`)."""
     from ai_edge_litert.tools import flatbuffer_utils
 
     tree = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    _sign(tree)
+    add_tflite_card(tree, card)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(tree))
+
+
+def _sign(tree) -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
     graph = tree.subgraphs[0]  # one input, one output: the serving function's
     graph.tensors[graph.outputs[0]].name = OUTPUT_NAME
     signature = schema.SignatureDefT()
@@ -55,7 +64,6 @@ def signed(model: bytes) -> bytes:
     signature.inputs = [_tensor_map(INPUT_NAME, graph.inputs[0])]
     signature.outputs = [_tensor_map(OUTPUT_NAME, graph.outputs[0])]
     tree.signatureDefs = [signature]
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(tree))
 
 
 def _tensor_map(name: str, index: int):

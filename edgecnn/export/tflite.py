@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .. import tfquiet
-from ..convert.tflite import converter, representative, signed
+from ..convert.tflite import converter, finished, representative
 from ..model import layer_names
-from ..model_card import embed_tflite_card
 from .float_ops import float_ops, float_ops_note, refused_ops
 
 if TYPE_CHECKING:
@@ -25,7 +24,7 @@ def _convert(source: ExportSource, path: Path, card: dict, configure: Callable |
     made = converter(source, configure)
     with tfquiet.quiet(stdout=True):
         model = made.convert()
-    path.write_bytes(embed_tflite_card(signed(model), card))
+    path.write_bytes(finished(model, card))
     return describe(path)
 
 
@@ -63,7 +62,7 @@ def export_int8(source: ExportSource, path: Path, card: dict) -> dict:
     # diagnose=False: each layer alone is measured only when the budget needs the search (explain measures all)
     choice = choose_tflite_int8(source, source.max_accuracy_drop, measure_latency=source.measure_latency,
                                 diagnose=False, on_progress=source.on_progress)
-    path.write_bytes(embed_tflite_card(signed(choice.model), card))
+    path.write_bytes(finished(choice.model, card))
     return {**describe(path), "calibration": source.calibration_info(),
             **choice.manifest_fields(source.validation_source()),
             **({"note": choice.note()} if choice.note() else {})}

@@ -140,22 +140,23 @@ class CalibratedONNX:
         nodes = {node.name: node for node in self._prepared.graph.node}
         model_input = self._prepared.graph.input[0].name
         x = np.asarray(images[:1], dtype=np.float32)
-        cuts = [(layer, list(inputs), output, [quantized.get(name, name) for name in inputs],
-                 quantized.get(output, output)) for layer, (inputs, output) in zip(self.layers, self._cuts)]
+        starts = {name for inputs, _ in self._cuts for name in inputs}
         # every cut's feeds from one run of each graph (a prefix model per cut would cost quadratic time)
-        float_values = _values(float_graph, model_input, x, {name for _, starts, *_ in cuts for name in starts})
-        int8_values = _values(int8_graph, model_input, x, {name for *_, starts, _ in cuts for name in starts})
+        float_values = _values(float_graph, model_input, x, starts)
+        int8_values = _values(int8_graph, model_input, x, {quantized.get(name, name) for name in starts})
 
         def call(extractor, values: dict[str, np.ndarray], starts: list[str], end: str):
             feeds = {name: values[name] for name in starts}
             session = _session(extractor.extract_model(starts, [end]).SerializeToString())
             return lambda: session.run(None, feeds)
 
-        found = []
-        for layer, inputs, output, int8_inputs, int8_output in counted(cuts, "timing float32 and int8", on_progress):
+        found, cuts = [], list(zip(self.layers, self._cuts))
+        for layer, (inputs, output) in counted(cuts, "timing float32 and int8", on_progress):
             found.append(time_layer(" + ".join(nodes[name].op_type for name in layer.nodes), layer.input_shape,
-                                    call(float_graph, float_values, inputs, output),
-                                    call(int8_graph, int8_values, int8_inputs, int8_output), runs=runs))
+                                    call(float_graph, float_values, list(inputs), output),
+                                    call(int8_graph, int8_values, [quantized.get(name, name) for name in inputs],
+                                         quantized.get(output, output)),
+                                    runs=runs))
         return found
 
     def _save(self, folder: Path) -> Path:
